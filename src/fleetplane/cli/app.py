@@ -1,0 +1,25 @@
+"""The `fleetplane` command. Each command group lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="fleetplane",
+    help="Run fleets of AI agents in production: gateway, simulator, manifests and keys.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so `fleetplane --help` stays fast and each group owns its own module.
+    from fleetplane.cli import sim
+
+    sim.register(app)
+
+
+def main() -> None:
+    _register()
+    app()
