@@ -1,0 +1,24 @@
+"""Every manifest kind, imported so each registers itself in `KINDS`."""
+
+from fleetplane.manifests.document import API_VERSION, KINDS, Manifest
+from fleetplane.manifests.model import Deployment, Model, ModelSpec
+from fleetplane.manifests.provider import Provider, ProviderSpec
+from fleetplane.manifests.tenancy import Customer, Organization, Team, User
+from fleetplane.manifests.virtual_key import VirtualKey, VirtualKeySpec
+
+__all__ = [
+    "API_VERSION",
+    "KINDS",
+    "Customer",
+    "Deployment",
+    "Manifest",
+    "Model",
+    "ModelSpec",
+    "Organization",
+    "Provider",
+    "ProviderSpec",
+    "Team",
+    "User",
+    "VirtualKey",
+    "VirtualKeySpec",
+]
