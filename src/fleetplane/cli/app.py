@@ -15,9 +15,10 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
-    from fleetplane.cli import sim
+    from fleetplane.cli import keys, manifests, sim, up
 
-    sim.register(app)
+    for group in (up, manifests, keys, sim):
+        group.register(app)
 
 
 def main() -> None:
