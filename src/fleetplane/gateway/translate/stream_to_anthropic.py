@@ -1,0 +1,225 @@
+"""An OpenAI `chat.completion.chunk` stream, rewritten as the Anthropic Messages event sequence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from fleetplane.gateway.sse import SSEEvent, encode_event
+from fleetplane.gateway.translate.errors import openai_error_to_anthropic, openai_stream_error_status
+from fleetplane.gateway.translate.response_to_anthropic import tool_use_id
+from fleetplane.gateway.translate.shared import (
+    STOP_REASON,
+    Body,
+    TokenUsage,
+    anthropic_id,
+    anthropic_usage,
+    usage_from_openai,
+)
+
+_INCOMPLETE = "the upstream stream ended before the response was complete"
+# Without reported usage the closing message_delta still needs an output count; this is the same
+# vocabulary-free bound as fleetplane.telemetry.tokens' "estimate" (about 3 characters a token).
+_CHARS_PER_TOKEN = 3
+
+
+@dataclass(slots=True)
+class _ToolCall:
+    id: str | None = None
+    name: str | None = None
+    block: int | None = None
+    pending: list[str] = field(default_factory=list)
+
+
+class OpenAIToAnthropicStream:
+    """Feed it the upstream's events in order, then call `finish()` when the upstream closes.
+
+    OpenAI reports usage only at the end, so message_start carries `input_tokens_estimate` and the final
+    message_delta the real counts. After the stream, `usage` holds what the upstream reported (None if
+    nothing), `output_chars` the length of the text and tool calls it produced, `stop_reason` the Anthropic
+    stop reason sent, and `error` the Anthropic error object sent if the stream failed.
+    """
+
+    def __init__(self, *, model: str, input_tokens_estimate: int = 0) -> None:
+        self.model = model
+        self.input_tokens_estimate = input_tokens_estimate
+        self.usage: TokenUsage | None = None
+        self.output_chars = 0
+        self.stop_reason: str | None = None
+        self.error: Body | None = None
+        self._started = False
+        self._done = False
+        self._blocks = 0
+        self._open: int | None = None
+        self._open_is_text = False
+        self._tools: dict[int, _ToolCall] = {}
+        self._finish_reason: str | None = None
+        self._refused = False
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if self._done:
+            return []
+        if event.data.strip() == "[DONE]":
+            return self._complete()
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return self._fail(500, {"error": {"message": "the upstream sent an event that is not JSON"}})
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("error"):
+            return self._fail(openai_stream_error_status(chunk), chunk)
+        frames = self._start(chunk)
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping):
+            self.usage = usage_from_openai(usage)
+        for choice in chunk.get("choices") or ():
+            # Anthropic has one choice; n > 1 is refused on the way in.
+            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+                continue
+            frames += self._delta(choice.get("delta"))
+            if choice.get("finish_reason"):
+                self._finish_reason = str(choice["finish_reason"])
+        return frames
+
+    def finish(self) -> list[bytes]:
+        """The upstream closed. Some servers omit [DONE] after the finish reason; without a finish reason
+        the response is cut short, which the client must learn as an error."""
+        if self._done:
+            return []
+        if self._finish_reason is not None:
+            return self._complete()
+        return self._fail(500, {"error": {"message": _INCOMPLETE}})
+
+    def _start(self, chunk: Mapping[str, Any]) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        message: Body = {
+            "id": anthropic_id(chunk.get("id")),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.input_tokens_estimate, "output_tokens": 0},
+        }
+        return [_event({"type": "message_start", "message": message})]
+
+    def _delta(self, delta: Any) -> list[bytes]:
+        if not isinstance(delta, Mapping):
+            return []
+        frames: list[bytes] = []
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            frames += self._text(content)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._refused = True
+            frames += self._text(refusal)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, Mapping):
+                frames += self._tool_delta(call)
+        return frames
+
+    def _text(self, text: str) -> list[bytes]:
+        self.output_chars += len(text)
+        frames = [] if self._open_is_text else self._open_block({"type": "text", "text": ""}, is_text=True)
+        delta = {"type": "text_delta", "text": text}
+        frames.append(_event({"type": "content_block_delta", "index": self._open, "delta": delta}))
+        return frames
+
+    def _tool_delta(self, call: Mapping[str, Any]) -> list[bytes]:
+        index = call.get("index")
+        state = self._tools.setdefault(index if isinstance(index, int) else 0, _ToolCall())
+        if isinstance(call.get("id"), str) and state.id is None:
+            state.id = call["id"]
+        function = call.get("function")
+        function = function if isinstance(function, Mapping) else {}
+        if isinstance(function.get("name"), str) and function["name"] and state.name is None:
+            state.name = function["name"]
+            self.output_chars += len(state.name)
+        piece = function.get("arguments")
+        if isinstance(piece, str) and piece:
+            self.output_chars += len(piece)
+            state.pending.append(piece)
+        # A tool block opens once the name is known (Anthropic's content_block_start needs it); arguments
+        # that came before it wait.
+        if state.block is None and state.name is None:
+            return []
+        return self._flush_tool(state)
+
+    def _flush_tool(self, state: _ToolCall) -> list[bytes]:
+        frames: list[bytes] = []
+        if state.block is None:
+            block = {
+                "type": "tool_use",
+                "id": state.id or tool_use_id(),
+                "name": state.name or "",
+                "input": {},
+            }
+            frames += self._open_block(block, is_text=False)
+            state.block = self._open
+        if state.pending:
+            # Servers that interleave parallel calls send arguments for an earlier block after it closed;
+            # they still go to that block's index, which the Anthropic SDK's accumulator follows.
+            delta = {"type": "input_json_delta", "partial_json": "".join(state.pending)}
+            frames.append(_event({"type": "content_block_delta", "index": state.block, "delta": delta}))
+            state.pending.clear()
+        return frames
+
+    def _open_block(self, block: Body, *, is_text: bool) -> list[bytes]:
+        frames = self._close_block()
+        self._open = self._blocks
+        self._open_is_text = is_text
+        self._blocks += 1
+        frames.append(_event({"type": "content_block_start", "index": self._open, "content_block": block}))
+        return frames
+
+    def _close_block(self) -> list[bytes]:
+        if self._open is None:
+            return []
+        index, self._open, self._open_is_text = self._open, None, False
+        return [_event({"type": "content_block_stop", "index": index})]
+
+    def _complete(self) -> list[bytes]:
+        frames = self._start({})
+        for state in self._tools.values():
+            if state.block is None:
+                frames += self._flush_tool(state)
+        frames += self._close_block()
+        self._done = True
+        self.stop_reason = self._stop_reason()
+        delta = {"type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": None}}
+        delta["usage"] = self._final_usage()
+        frames.append(_event(delta))
+        frames.append(_event({"type": "message_stop"}))
+        return frames
+
+    def _stop_reason(self) -> str:
+        if self._refused:
+            return "refusal"
+        reason = STOP_REASON.get(self._finish_reason or "stop", "end_turn")
+        # Some OpenAI-compatible servers finish a tool call with "stop"; Anthropic clients run tools only
+        # on tool_use.
+        return "tool_use" if self._tools and reason == "end_turn" else reason
+
+    def _final_usage(self) -> Body:
+        if self.usage is None:
+            return {"output_tokens": math.ceil(self.output_chars / _CHARS_PER_TOKEN)}
+        return anthropic_usage(self.usage)
+
+    def _fail(self, status: int, body: Mapping[str, Any]) -> list[bytes]:
+        self._done = True
+        _, error = openai_error_to_anthropic(status, body)
+        self.error = error["error"]
+        return [_event(error)]
+
+
+def _event(payload: Body) -> bytes:
+    return encode_event(orjson.dumps(payload), payload["type"])
