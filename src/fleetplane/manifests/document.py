@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fleetplane.manifests.fields import Name
+from fleetplane.manifests.fields import FieldError, Name
 
 API_VERSION = "fleetplane.dev/v1alpha1"
 
@@ -18,9 +18,13 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
         if not _LABEL_KEY.match(key):
-            raise ValueError(f"label key {key!r} is not a valid label key (an optional DNS prefix and '/', then a name)")
+            raise FieldError(
+                f"{key!r} is not a valid label key",
+                at=(key,),
+                expected="an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+            )
         if not _LABEL_VALUE.match(value):
-            raise ValueError(f"label {key!r} has value {value!r}; a value is at most 63 letters, digits, '-', '_' or '.'")
+            raise FieldError(at=(key,), expected="at most 63 letters, digits, '-', '_' or '.'")
     return labels
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -14,19 +15,52 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+class FieldError(ValueError):
+    """A validator's complaint in the terms the loader prints.
+
+    `at` names the field it is about, relative to the object validated (a model validator can then point
+    at the offending line instead of the whole mapping); `expected` says what a good value looks like and
+    makes the loader print "found X; expected Y"; `show_value=False` keeps a value (a secret) out of
+    messages.
+    """
+
+    def __init__(
+        self,
+        problem: str = "",
+        *,
+        at: Sequence[str | int] = (),
+        expected: str | None = None,
+        show_value: bool = True,
+    ) -> None:
+        message = problem or f"expected {expected}"
+        if at:
+            message = (
+                "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".") + ": " + message
+            )
+        super().__init__(message)
+        self.problem = problem
+        self.at = tuple(at)
+        self.expected = expected
+        self.show_value = show_value
+
+
 class Strict(BaseModel):
     """Every manifest object: camelCase keys in YAML, snake_case in Python, unknown keys refused."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=True
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=True,
     )
 
 
 def _check_name(value: str) -> str:
     if not NAME_RE.match(value):
-        raise ValueError(
-            "a name must be 1-63 characters of lowercase letters, digits and '-', starting and ending "
-            "with a letter or digit"
+        raise FieldError(
+            expected="a name of 1-63 lowercase letters, digits or '-', starting and ending with a letter "
+            "or digit"
         )
     return value
 
@@ -34,10 +68,13 @@ def _check_name(value: str) -> str:
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
+_DURATION_EXPECTED = "a duration: a number of seconds or a string like '500ms', '30s', '5m', '1h30m', '2d'"
+
+
 def parse_duration(value: Any) -> Any:
     """Accept seconds as a number or a Go-style duration string ('500ms', '30s', '5m', '1h30m', '2d')."""
     if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s', '5m', '1h'")
+        raise FieldError(expected=_DURATION_EXPECTED)
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -48,12 +85,12 @@ def parse_duration(value: Any) -> Any:
             return float(text)
         except ValueError:
             pass
-    raise ValueError("a duration must be a number of seconds or a string like '30s', '5m', '1h'")
+    raise FieldError(expected=_DURATION_EXPECTED)
 
 
 def _non_negative(value: float) -> float:
     if value < 0:
-        raise ValueError("a duration cannot be negative")
+        raise FieldError(expected="a duration of 0 or more")
     return value
 
 
@@ -69,16 +106,19 @@ class SecretRef(Strict):
     @model_validator(mode="before")
     @classmethod
     def _refuse_inline(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            raise ValueError(
-                "a secret may not be written inline; reference it with {env: VARIABLE} or {file: PATH}"
+        if isinstance(data, str | int | float):
+            # Never echo the value: it may be the very secret that must not be in the file.
+            raise FieldError(
+                "a secret may not be written inline",
+                expected="a reference: {env: VARIABLE} or {file: PATH}",
+                show_value=False,
             )
         return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
+            raise FieldError(expected="exactly one of 'env' or 'file'")
         return self
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from fleetplane.manifests.document import Manifest, kind
-from fleetplane.manifests.fields import Duration, Name, Price, Strict
+from fleetplane.manifests.fields import Duration, FieldError, Name, Price, Strict
 
 
 class Deployment(Strict):
@@ -46,7 +46,11 @@ class ModelSpec(Strict):
     def _steps_all_or_none(self) -> ModelSpec:
         given = [d.step is not None for d in self.deployments]
         if any(given) and not all(given):
-            raise ValueError("either every deployment sets 'step' or none does")
+            first = given.index(False)
+            raise FieldError(
+                "missing, but other deployments set 'step'; set it on every deployment or on none",
+                at=("deployments", first, "step"),
+            )
         return self
 
     def chain(self) -> list[list[Deployment]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from fleetplane.manifests.document import Manifest, kind
-from fleetplane.manifests.fields import Duration, SecretRef, Strict
+from fleetplane.manifests.fields import Duration, FieldError, SecretRef, Strict
 
 ProviderType = Literal["openai-compatible", "anthropic", "sim"]
 
@@ -41,18 +41,20 @@ class ProviderSpec(Strict):
     price_provider: str | None = None
     sim: SimSettings | None = None
 
-
     @model_validator(mode="after")
     def _complete(self) -> ProviderSpec:
         if self.type == "sim":
             if self.base_url is not None:
-                raise ValueError("a provider of type 'sim' is started by fleetplane; leave 'baseURL' out")
+                raise FieldError(
+                    "not allowed for a provider of type 'sim' (fleetplane starts the simulator itself)",
+                    at=("baseURL",),
+                )
         elif not self.base_url:
-            raise ValueError(f"a provider of type '{self.type}' needs 'baseURL'")
+            raise FieldError(f"required for a provider of type '{self.type}'", at=("baseURL",))
         elif not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("'baseURL' must start with http:// or https://")
+            raise FieldError(expected="a URL starting with http:// or https://", at=("baseURL",))
         if self.sim is not None and self.type != "sim":
-            raise ValueError("'sim' settings apply only to providers of type 'sim'")
+            raise FieldError("allowed only for providers of type 'sim'", at=("sim",))
         return self
 
     @property

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from fleetplane.manifests.document import Manifest, kind
-from fleetplane.manifests.fields import Name, SecretRef, Strict
+from fleetplane.manifests.fields import FieldError, Name, SecretRef, Strict
 
 
 class VirtualKeySpec(Strict):
@@ -26,7 +26,7 @@ class VirtualKeySpec(Strict):
     @model_validator(mode="after")
     def _user_or_customer(self) -> VirtualKeySpec:
         if self.user is not None and self.customer is not None:
-            raise ValueError("a key stands for a user or a customer, not both")
+            raise FieldError("a key stands for a user or a customer, not both", at=("customer",))
         return self
 
 
