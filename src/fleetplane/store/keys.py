@@ -92,7 +92,7 @@ class KeyRepository:
         self._store = store
 
     async def create(self, key: NewKey, *, secret: str, now: float) -> KeyRecord:
-        values = {
+        values: dict[str, object] = {
             "id": uuid.uuid4().hex[:16],
             "name": key.name,
             "key_hash": hash_secret(secret),
