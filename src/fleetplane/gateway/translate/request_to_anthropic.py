@@ -208,16 +208,16 @@ def _messages(messages: Any, out: Translated) -> tuple[str | list[Body] | None, 
         if role in ("system", "developer"):
             system.append((message.get("content"), f"messages[{i}]"))
         elif role == "user":
-            _append(turns, "user", _user_content(message.get("content"), f"messages[{i}]"))
+            _append(turns, "user", _user_content(message.get("content"), f"messages[{i}]", out))
         elif role == "assistant":
             _append(turns, "assistant", _assistant_content(message, i))
         elif role == "tool":
-            _append(turns, "user", [_tool_result(message, i)])
+            _append(turns, "user", [_tool_result(message, i, out)])
         else:
             raise TranslationError(f"unknown role {role!r}", f"messages[{i}].role")
         if message.get("name") is not None:
             out.drop("name")
-    return _system(system), turns
+    return _system(system, out), turns
 
 
 def _append(turns: list[Body], role: str, content: str | list[Body]) -> None:
@@ -233,12 +233,12 @@ def _as_blocks(content: str | list[Body]) -> list[Body]:
     return [{"type": "text", "text": content}] if isinstance(content, str) else content
 
 
-def _system(parts: list[tuple[Any, str]]) -> str | list[Body] | None:
+def _system(parts: list[tuple[Any, str]], out: Translated) -> str | list[Body] | None:
     if len(parts) == 1 and isinstance(parts[0][0], str):
         return parts[0][0]
     blocks: list[Body] = []
     for content, param in parts:
-        for j, block in enumerate(_as_blocks(_user_content(content, param))):
+        for j, block in enumerate(_as_blocks(_user_content(content, param, out))):
             if block["type"] != "text":
                 raise TranslationError("system messages may only hold text", f"{param}.content[{j}].type")
             if block["text"]:
@@ -246,23 +246,26 @@ def _system(parts: list[tuple[Any, str]]) -> str | list[Body] | None:
     return blocks or None
 
 
-def _user_content(content: Any, param: str) -> str | list[Body]:
+def _user_content(content: Any, param: str, out: Translated) -> str | list[Body]:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise TranslationError("content must be a string or a list of parts", f"{param}.content")
-    return [_part(part, f"{param}.content[{j}]") for j, part in enumerate(content)]
+    return [_part(part, f"{param}.content[{j}]", out) for j, part in enumerate(content)]
 
 
-def _part(part: Any, param: str) -> Body:
+def _part(part: Any, param: str, out: Translated) -> Body:
     kind = part.get("type") if isinstance(part, Mapping) else None
     if kind == "text":
         block: Body = {"type": "text", "text": part.get("text", "")}
     elif kind == "image_url":
         image = part.get("image_url")
-        block = anthropic_image(
-            image.get("url") if isinstance(image, Mapping) else image, f"{param}.image_url.url"
-        )
+        if not isinstance(image, Mapping):
+            image = {"url": image}
+        block = anthropic_image(image.get("url"), f"{param}.image_url.url")
+        # Anthropic picks the resolution itself; a requested detail level is not honoured.
+        if image.get("detail") not in (None, "auto"):
+            out.drop("detail")
     elif kind == "file":
         block = anthropic_document(part.get("file"), param)
     else:
@@ -321,12 +324,12 @@ def _tool_use(call: Any, param: str) -> Body:
     }
 
 
-def _tool_result(message: Mapping[str, Any], i: int) -> Body:
+def _tool_result(message: Mapping[str, Any], i: int, out: Translated) -> Body:
     content = message.get("content")
     if content is None:
         content = ""
     elif not isinstance(content, str):
-        content = _user_content(content, f"messages[{i}]")
+        content = _user_content(content, f"messages[{i}]", out)
     result: Body = {
         "type": "tool_result",
         "tool_use_id": _tool_id(message.get("tool_call_id"), f"messages[{i}]"),

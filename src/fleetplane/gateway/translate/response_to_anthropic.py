@@ -42,14 +42,13 @@ def openai_response_to_anthropic(body: Mapping[str, Any], *, model: str) -> Body
                 "input": tool_input(function.get("arguments")),
             }
         )
+    stop_reason = STOP_REASON.get(str(choice.get("finish_reason")), "end_turn")
     if refusal:
         stop_reason = "refusal"
-    elif calls:
+    elif calls and stop_reason == "end_turn":
         # Some OpenAI-compatible servers finish a tool call with "stop"; Anthropic clients run tools on
         # tool_use only.
         stop_reason = "tool_use"
-    else:
-        stop_reason = STOP_REASON.get(str(choice.get("finish_reason")), "end_turn")
     usage = body.get("usage")
     return {
         "id": anthropic_id(body.get("id")),
