@@ -23,6 +23,9 @@ class SimSettings(Strict):
 
     config: str | None = None  # a simulator config file, relative to the manifest's directory
     seed: int = 0
+    # The simulator speaks both APIs; this is the one the gateway uses to reach it. Providers with the
+    # same config, seed and port share one simulator process.
+    api: Literal["openai", "anthropic"] = "openai"
     port: int = Field(default=0, ge=0, le=65535)  # 0 = any free port
 
 
@@ -59,7 +62,9 @@ class ProviderSpec(Strict):
 
     @property
     def api(self) -> Literal["openai", "anthropic"]:
-        """The wire protocol this provider speaks (the simulator speaks both; OpenAI's is used)."""
+        """The wire protocol the gateway speaks to this provider."""
+        if self.type == "sim":
+            return self.sim.api if self.sim is not None else "openai"
         return "anthropic" if self.type == "anthropic" else "openai"
 
 
