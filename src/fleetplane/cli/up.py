@@ -1,0 +1,209 @@
+"""`fleetplane up`: apply a fleet directory and serve it — gateway and admin API on one port, with a
+simulator child process for every `sim` provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.panel import Panel
+from rich.table import Table
+
+from fleetplane.cli.common import DatabaseURL, console, fail, now
+from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
+from fleetplane.manifests.desired import DesiredState
+from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.manifests.kinds import Provider, VirtualKey
+from fleetplane.manifests.loader import load
+from fleetplane.server import build_app
+from fleetplane.sim.process import SimProcess
+from fleetplane.store.db import Store
+from fleetplane.store.desired import ApplyError, apply_desired
+from fleetplane.store.keys import KeyRepository, NewKey, new_secret
+from fleetplane.store.url import redact
+
+QUICKSTART_LABEL = "fleetplane.dev/quickstart"
+UP_KEY = "up-quickstart"
+
+
+def bundled_fleet() -> Path | None:
+    """The example fleet of a source checkout (`examples/fleet` beside `src/`)."""
+    candidate = Path(__file__).resolve().parents[3] / "examples" / "fleet"
+    return candidate if candidate.is_dir() else None
+
+
+@dataclass
+class Started:
+    sims: list[SimProcess]
+    sim_urls: dict[str, str]
+
+
+def start_simulators(desired: DesiredState) -> Started:
+    """One simulator process per distinct (config, seed, port); providers asking for the same one share it."""
+    by_setup: dict[tuple[str | None, int, int], SimProcess] = {}
+    urls: dict[str, str] = {}
+    sims: list[SimProcess] = []
+    for provider in desired.of_kind(Provider):
+        if provider.spec.type != "sim":
+            continue
+        settings = provider.spec.sim
+        config = None
+        if settings is not None and settings.config:
+            config = str((desired.base_dir(provider) / settings.config).resolve())
+        seed = settings.seed if settings else 0
+        port = settings.port if settings else 0
+        setup = (config, seed, port)
+        sim = by_setup.get(setup)
+        if sim is None:
+            sim = SimProcess(config=Path(config) if config else None, seed=seed, port=port)
+            sim.start()
+            by_setup[setup] = sim
+            sims.append(sim)
+        urls[provider.name] = sim.base_url
+    return Started(sims, urls)
+
+
+async def quickstart_key(store: Store, desired: DesiredState) -> tuple[str, str] | None:
+    """A fresh secret for the fleet's quickstart key (the VirtualKey labelled fleetplane.dev/quickstart),
+    or a key of `up`'s own for the first team; the previous one stops working."""
+    keys = KeyRepository(store)
+    secret = new_secret()
+    for key in desired.of_kind(VirtualKey):
+        if key.metadata.labels.get(QUICKSTART_LABEL) == "true" and await keys.get(key.name) is not None:
+            await keys.set_secret(key.name, secret, now=now())
+            return key.name, secret
+    teams = sorted((t.name, t.spec.organization) for t in desired.of_kind("Team"))
+    if not teams:
+        return None
+    team, organization = teams[0]
+    if await keys.get(UP_KEY) is not None:
+        await keys.delete(UP_KEY)
+    await keys.create(NewKey(name=UP_KEY, organization=organization, team=team, source="up"), secret=secret, now=now())
+    return UP_KEY, secret
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _banner(host: str, port: int, store: Store, started: Started, key: tuple[str, str] | None, redis_url: str | None) -> None:
+    base = f"http://{host}:{port}"
+    table = Table.grid(padding=(0, 2))
+    table.add_row("OpenAI API", f"{base}/v1  (chat/completions, embeddings, models)")
+    table.add_row("Anthropic API", f"{base}/v1/messages")
+    table.add_row("admin API", f"{base}/admin  (health, ready, gateway/config)")
+    table.add_row("store", redact(store.url))
+    table.add_row("shared state", redact(redis_url) if redis_url else "in-process")
+    for name, url in started.sim_urls.items():
+        table.add_row(f"simulator ({name})", url)
+    if key:
+        table.add_row("key to try", f"{key[1]}  (VirtualKey {key[0]}; shown once, a new one each start)")
+    console.print(Panel(table, title="fleetplane is up", border_style="green"))
+    if key:
+        console.print(
+            f"Try it:\n  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key[1]}' "
+            "-H 'content-type: application/json' "
+            "-d '{\"model\": \"chat-large\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'\n"
+            "Press Ctrl-C to stop.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(
+        directory: Annotated[
+            Path | None,
+            typer.Argument(help="The fleet directory to apply and serve [default: the bundled examples/fleet]."),
+        ] = None,
+        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port for the gateway and admin API.", envvar="FLEETPLANE_PORT")] = 8700,
+        database_url: DatabaseURL = None,
+        redis_url: Annotated[
+            str | None,
+            typer.Option(
+                "--redis-url",
+                envvar="FLEETPLANE_REDIS_URL",
+                show_envvar=True,
+                help="Share cache and cooldowns with other replicas through Redis [default: in-process].",
+            ),
+        ] = None,
+        log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    ) -> None:
+        """Apply a fleet directory and serve it: the AI gateway (OpenAI and Anthropic APIs) and the admin
+        API on one port, a simulator child process for every `sim` provider. Ctrl-C stops everything."""
+        fleet = directory or bundled_fleet()
+        if fleet is None:
+            fail("no fleet directory given and no bundled examples/fleet found; pass a directory")
+        if not fleet.exists():
+            fail(f"fleet directory {fleet} does not exist")
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            desired = load(fleet)
+        except ManifestErrors as errors:
+            for error in errors.errors:
+                console.print(str(error), markup=False, soft_wrap=True)
+            fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
+        asyncio.run(_serve(desired, host, port, database_url, redis_url, log_level))
+
+
+async def _serve(
+    desired: DesiredState, host: str, port: int, database_url: str | None, redis_url: str | None, log_level: str
+) -> None:
+    store = await Store.open(database_url)
+    started = Started([], {})
+    try:
+        try:
+            result = await apply_desired(store, desired, now=now())
+        except ApplyError as exc:
+            fail(f"could not apply {desired.directory}: {exc}", code=1)
+        counts = ", ".join(f"{n} {k}" for k, n in desired.counts().items())
+        console.print(f"applied {desired.directory} ({counts}); generation {result.generation}", markup=False)
+        for minted in result.minted:
+            console.print(f"minted key {minted.key}: {minted.secret}  (shown once)", markup=False)
+        started = await asyncio.to_thread(start_simulators, desired)
+        key = await quickstart_key(store, desired)
+        runtime = GatewayRuntime(store, GatewaySettings(redis_url=redis_url, sim_urls=started.sim_urls))
+        config = uvicorn.Config(
+            build_app(runtime),
+            host=host,
+            port=port,
+            loop="uvloop" if os.name != "nt" else "asyncio",
+            http="httptools",
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        try:
+            sock = _listen(host, port)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=1)
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            _banner(host, sock.getsockname()[1], store, started, key, redis_url)
+        await serving
+    finally:
+        for sim in started.sims:
+            await asyncio.to_thread(sim.stop)
+        await store.close()
+        # A second Ctrl-C during shutdown should not print a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)

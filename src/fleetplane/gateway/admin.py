@@ -1,0 +1,60 @@
+"""The gateway's part of the admin API: what it serves, its cooldowns, and a reload."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fleetplane.gateway.app import GatewayRuntime
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def admin_routes(runtime: GatewayRuntime) -> list[Route]:
+    async def config(_: Request) -> Response:
+        groups = []
+        for group in runtime.config.groups.values():
+            resting = await runtime.cooldowns.remaining([d.id for d in group.deployments()])
+            groups.append(
+                {
+                    "name": group.name,
+                    "type": group.type,
+                    "family": group.family,
+                    "aliases": list(group.aliases),
+                    "cache": group.cache_mode,
+                    "chain": [
+                        [
+                            {
+                                "deployment": d.id,
+                                "weight": d.weight,
+                                "api": d.provider.api,
+                                "unusable": d.provider.unusable,
+                            }
+                            for d in step
+                        ]
+                        for step in group.chain
+                    ],
+                    "cooldowns": {d.id: left for d, left in zip(group.deployments(), resting, strict=True) if left > 0},
+                }
+            )
+        return _json({"generation": runtime.config.generation, "models": groups})
+
+    async def reload(_: Request) -> Response:
+        changed = await runtime.reload()
+        await runtime.keys.refresh()
+        return _json({"generation": runtime.config.generation, "changed": changed})
+
+    async def clear_cooldown(request: Request) -> Response:
+        deployment = request.path_params["deployment"]
+        await runtime.cooldowns.clear(deployment)
+        return _json({"cleared": deployment})
+
+    return [
+        Route("/admin/gateway/config", config, methods=["GET"]),
+        Route("/admin/gateway/reload", reload, methods=["POST"]),
+        Route("/admin/gateway/cooldowns/{deployment:path}", clear_cooldown, methods=["DELETE"]),
+    ]

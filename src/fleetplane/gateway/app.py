@@ -1,0 +1,139 @@
+"""Assembling the gateway: the policy chain in its one place, the router, the background tasks, the routes.
+
+The chain's order is the spine of DESIGN.md: L2 agent breakers, then the cache, then per attempt L1
+admission and the L3 deployment cooldowns (inside the router). Quota and breaker layers are policies
+added to `policies()`; nothing else changes when they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from starlette.routing import Route
+
+from fleetplane.gateway.auth import KeyIndex
+from fleetplane.gateway.cache import ResponseCache
+from fleetplane.gateway.config import GatewayConfig
+from fleetplane.gateway.cooldown import Cooldowns
+from fleetplane.gateway.ledger import UsageLedger
+from fleetplane.gateway.parse import DEFAULT_MAX_BODY
+from fleetplane.gateway.policy import Policy, PolicyChain
+from fleetplane.gateway.router import Router
+from fleetplane.gateway.service import Gateway
+from fleetplane.gateway.upstream.pool import UpstreamPool
+from fleetplane.manifests.kinds import KINDS, Manifest
+from fleetplane.state.clock import SYSTEM_CLOCK, Clock
+from fleetplane.state.kv import KV, open_kv
+from fleetplane.store.applied import AppliedRepository
+from fleetplane.store.db import Store
+from fleetplane.store.keys import KeyRepository
+from fleetplane.store.usage import UsageRepository
+
+log = logging.getLogger("fleetplane.gateway")
+
+
+@dataclass
+class GatewaySettings:
+    redis_url: str | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    # Where each `sim` provider's simulator listens (filled in by whoever started it).
+    sim_urls: Mapping[str, str] = field(default_factory=dict)
+    config_poll: float = 2.0
+
+
+async def load_applied(store: Store) -> tuple[int, list[Manifest]]:
+    """The applied desired state as manifest objects; a document that no longer validates is skipped."""
+    repo = AppliedRepository(store)
+    generation = await repo.generation()
+    manifests: list[Manifest] = []
+    for (kind, name), doc in sorted((await repo.all()).items()):
+        cls = KINDS.get(kind)
+        if cls is None:
+            continue
+        try:
+            manifests.append(cls.model_validate(doc.document))
+        except Exception as exc:
+            log.error("applied %s/%s no longer validates and is ignored: %s", kind, name, exc)
+    return generation, manifests
+
+
+class GatewayRuntime:
+    def __init__(self, store: Store, settings: GatewaySettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.kv: KV = open_kv(settings.redis_url, clock=clock)
+        self.pool = UpstreamPool()
+        self.cooldowns = Cooldowns(self.kv)
+        self.cache = ResponseCache(self.kv)
+        self.chain = PolicyChain(self.policies())
+        self.router = Router(chain=self.chain, cooldowns=self.cooldowns, pool=self.pool, clock=clock)
+        self.keys = KeyIndex(KeyRepository(store), clock=clock)
+        self.ledger = UsageLedger(UsageRepository(store), clock=clock)
+        self.config = GatewayConfig()
+        self.gateway = Gateway(
+            config=lambda: self.config,
+            keys=self.keys,
+            chain=self.chain,
+            router=self.router,
+            ledger=self.ledger,
+            clock=clock,
+            max_body=settings.max_body,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def policies(self) -> list[Policy]:
+        return [self.cache]
+
+    async def reload(self) -> bool:
+        """Rebuild the config if the applied generation moved; True when it did."""
+        generation, manifests = await load_applied(self.store)
+        if generation == self.config.generation and self.config.groups:
+            return False
+        self.config = GatewayConfig.from_manifests(manifests, sim_urls=self.settings.sim_urls, generation=generation)
+        log.info("gateway config generation %d: %d model groups", generation, len(self.config.groups))
+        return True
+
+    async def _watch_config(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.config_poll)
+            try:
+                await self.reload()
+            except Exception as exc:
+                log.warning("could not reload config: %s", exc)
+
+    async def start(self) -> None:
+        await self.keys.refresh()
+        await self.reload()
+        self._tasks = [
+            asyncio.create_task(self.keys.run(), name="fleetplane-keys"),
+            asyncio.create_task(self.ledger.run(), name="fleetplane-ledger"),
+            asyncio.create_task(self._watch_config(), name="fleetplane-config"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        try:
+            await self.ledger.flush()
+        except Exception as exc:
+            log.error("usage ledger: %d records could not be written at shutdown: %s", self.ledger.pending, exc)
+        await self.pool.close()
+        await self.kv.close()
+
+    def routes(self) -> list[Route]:
+        g = self.gateway
+        return [
+            Route("/v1/chat/completions", g.chat_completions, methods=["POST"]),
+            Route("/v1/messages", g.messages, methods=["POST"]),
+            Route("/v1/embeddings", g.embeddings, methods=["POST"]),
+            Route("/v1/models", g.models, methods=["GET"]),
+        ]

@@ -1,0 +1,74 @@
+"""One request's state as it moves through the policy chain: who asked, for what, and what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fleetplane.gateway.config import DeploymentRuntime, ModelGroup
+from fleetplane.gateway.tenant import Tenant
+from fleetplane.telemetry.cost import TokenUsage
+
+Operation = Literal["chat", "messages", "embeddings"]
+ClientApi = Literal["openai", "anthropic"]
+
+
+@dataclass
+class Reply:
+    """A complete, non-streamed answer ready for the client (also what the cache stores)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+
+@dataclass
+class Attempt:
+    """One try of one deployment within a request."""
+
+    deployment: DeploymentRuntime
+    number: int
+    started: float
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    operation: Operation
+    client_api: ClientApi
+    body: dict[str, Any]
+    raw: bytes
+    stream: bool
+    tenant: Tenant
+    group: ModelGroup
+    requested_model: str
+    started: float  # monotonic
+    started_wall: float
+    deadline: float  # monotonic
+    headers: dict[str, str]
+    include_usage: bool = False  # the client asked for a usage chunk on its stream
+    attempts: list[Attempt] = field(default_factory=list)
+    served_by: DeploymentRuntime | None = None
+    cache_status: str | None = None  # hit | miss | bypass; None when the model has no cache
+    usage: TokenUsage | None = None
+    usage_source: str = "none"
+    ttft: float | None = None
+    client_disconnected: bool = False
+    dropped_params: list[str] = field(default_factory=list)
+    capture_stream: bool = False  # a policy (the cache) wants the whole stream once it completes
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the answer came from other than the first deployment tried."""
+        return (
+            self.served_by is not None
+            and bool(self.attempts)
+            and self.attempts[0].deployment is not self.served_by
+        )
+
+    def remaining(self, now: float) -> float:
+        return self.deadline - now

@@ -1,0 +1,119 @@
+"""Carrying an open upstream stream to the client, chunk by chunk, and settling it at the end.
+
+Nothing is buffered beyond the event being parsed. However the stream ends — completed, cut by the
+upstream (hung or truncated), stopped by a policy, or abandoned by the client — the upstream
+connection is closed and the usage it generated is settled exactly once: the upstream's reported
+usage when it sent one, else the tokens counted from what actually streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+
+from fleetplane.gateway.context import RequestContext
+from fleetplane.gateway.errors import GatewayError
+from fleetplane.gateway.policy import Outcome, OutcomeKind, PolicyChain
+from fleetplane.gateway.router import OpenStream
+from fleetplane.gateway.usage import counted_input, counted_output
+from fleetplane.telemetry.cost import TokenUsage
+
+# How often (in output pieces) a stream's running usage is offered to policies that watch progress.
+PROGRESS_EVERY = 16
+
+
+def error_event(ctx: RequestContext, kind: str, message: str) -> bytes:
+    """A final error event in the client's API, so an SDK raises instead of ending silently."""
+    if ctx.client_api == "anthropic":
+        payload = {"type": "error", "error": {"type": kind if kind != "api_error" else "api_error", "message": message}}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}}) + b"\n\n"
+
+
+def settle_usage(ctx: RequestContext, stream: OpenStream, *, complete: bool) -> TokenUsage:
+    """Reported usage when the upstream finished and reported; otherwise count what was generated."""
+    reported = stream.watcher.usage
+    if complete and reported is not None and (reported.input_tokens or reported.output_tokens):
+        ctx.usage_source = "reported"
+        return reported
+    ctx.usage_source = "counted"
+    generated = counted_output(stream.watcher.text())
+    if reported is not None and reported.input_tokens:
+        return TokenUsage(
+            input_tokens=reported.input_tokens,
+            output_tokens=max(reported.output_tokens, generated),
+            cache_read_tokens=reported.cache_read_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
+        )
+    return TokenUsage(input_tokens=counted_input(ctx.operation, ctx.body), output_tokens=generated)
+
+
+async def relay(
+    ctx: RequestContext,
+    stream: OpenStream,
+    chain: PolicyChain,
+    *,
+    on_settled: Callable[[RequestContext, bytes | None], Awaitable[None]],
+    capture: bool = False,
+) -> AsyncIterator[bytes]:
+    """Yield the client's bytes; `on_settled` runs once at the end with the whole stream if captured."""
+    outcome: OutcomeKind = "ok"
+    detail: str | None = None
+    captured: list[bytes] | None = [] if capture else None
+    complete = False
+    try:
+        for chunk in stream.first:
+            if captured is not None:
+                captured.append(chunk)
+            yield chunk
+        content = stream.response.content
+        pieces_seen = 0
+        while True:
+            data = await content.readany()
+            if not data:
+                break
+            out = [b for event in stream.parser.feed(data) for b in stream.watcher.feed(event)]
+            for chunk in out:
+                if captured is not None:
+                    captured.append(chunk)
+                yield chunk
+            if chain.watches_progress:
+                pieces = len(stream.watcher.text())
+                if pieces - pieces_seen >= PROGRESS_EVERY:
+                    pieces_seen = pieces
+                    await chain.on_progress(ctx, stream.attempt, settle_usage(ctx, stream, complete=False))
+        tail = [b for event in stream.parser.finish() for b in stream.watcher.feed(event)]
+        tail += stream.watcher.finish()
+        for chunk in tail:
+            if captured is not None:
+                captured.append(chunk)
+            yield chunk
+        if stream.watcher.error is not None:
+            outcome, detail = "server_error", str(stream.watcher.error.get("message") or "error event")
+        elif not stream.watcher.finished:
+            outcome, detail = "connection", "the upstream ended the stream without finishing it"
+            yield error_event(ctx, "api_error", f"{stream.attempt.deployment.id}: {detail}")
+        else:
+            complete = True
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        outcome = "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
+        detail = f"{stream.attempt.deployment.id}: the upstream stream stalled or broke ({type(exc).__name__})"
+        yield error_event(ctx, "api_error", detail)
+    except GatewayError as stop:
+        outcome, detail = "cancelled", stop.message
+        yield error_event(ctx, "rate_limit_error" if stop.status == 429 else "api_error", stop.message)
+    except (asyncio.CancelledError, GeneratorExit):
+        ctx.client_disconnected = True
+        outcome = "cancelled"
+        raise
+    finally:
+        stream.response.close()
+        ctx.usage = settle_usage(ctx, stream, complete=complete)
+        stream.attempt.error = detail
+        await chain.after_attempt(
+            ctx, stream.attempt, Outcome(outcome, status=200, usage=ctx.usage, detail=detail), stream.admitted
+        )
+        await on_settled(ctx, b"".join(captured) if captured is not None and complete else None)
