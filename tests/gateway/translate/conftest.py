@@ -35,6 +35,18 @@ def anthropic_client(body: bytes, status: int = 200) -> anthropic.Anthropic:
 
 
 @pytest.fixture
+def openai_sdk() -> Callable[[bytes, int], openai.OpenAI]:
+    """An OpenAI SDK client whose every request is answered with the given body and status."""
+    return openai_client
+
+
+@pytest.fixture
+def anthropic_sdk() -> Callable[[bytes, int], anthropic.Anthropic]:
+    """An Anthropic SDK client whose every request is answered with the given body and status."""
+    return anthropic_client
+
+
+@pytest.fixture
 def openai_final() -> Callable[[bytes], ChatCompletion]:
     """The OpenAI SDK's ChatCompletionStreamState, fed through client.chat.completions.stream()."""
 
