@@ -146,7 +146,9 @@ _PARAMS: dict[str, Callable[[Any, Translated], None]] = {
     "logprobs": _refuse_if(bool, "logprobs", _unsupported("logprobs")),
     "top_logprobs": _refuse_if(bool, "top_logprobs", _unsupported("top_logprobs")),
     "audio": _refuse_if(_always, "audio", _unsupported("audio output")),
-    "modalities": _refuse_if(lambda v: "audio" in v, "modalities", _unsupported("audio output")),
+    "modalities": _refuse_if(
+        lambda v: isinstance(v, list) and "audio" in v, "modalities", _unsupported("audio output")
+    ),
     "web_search_options": _refuse_if(_always, "web_search_options", _unsupported("web search")),
     "functions": _refuse_if(_always, "functions", "functions is deprecated and not translated; use tools"),
     "function_call": _refuse_if(
