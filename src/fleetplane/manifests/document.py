@@ -22,6 +22,7 @@ def _check_labels(labels: dict[str, str]) -> dict[str, str]:
                 f"{key!r} is not a valid label key",
                 at=(key,),
                 expected="an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+                show_value=False,
             )
         if not _LABEL_VALUE.match(value):
             raise FieldError(at=(key,), expected="at most 63 letters, digits, '-', '_' or '.'")

@@ -108,13 +108,29 @@ def read_yaml(path: Path, display: str) -> tuple[list[YamlDocument], list[Manife
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        return documents, [ManifestError(display, line, column, problem=f"invalid YAML: {problem}")]
+        return documents, [ManifestError(display, line, column, problem=f"invalid YAML: {_syntax(exc)}")]
     except yaml.YAMLError as exc:
         return documents, [ManifestError(display, 1, 1, problem=f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
     return documents, []
+
+
+def _syntax(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem, with its parser jargon ("while parsing a flow mapping") made plain."""
+    problem = exc.problem or "not valid YAML"
+    if "'\\t'" in problem:
+        return "a tab character where YAML allows only spaces for indentation"
+    opened = _CONTEXT.match(exc.context or "")
+    if opened and exc.context_mark is not None:
+        mark = exc.context_mark
+        problem += (
+            f" (in the {opened.group(1)} that starts at line {mark.line + 1}, column {mark.column + 1})"
+        )
+    return problem
+
+
+_CONTEXT = re.compile(r"^while (?:parsing|scanning|constructing) (?:an? )?(.+)$")
 
 
 def _position(node: Node) -> Position:

@@ -114,6 +114,7 @@ def _translate(doc: YamlDocument, ref: str | None, cls: type[BaseModel], e: Erro
     problem: str | None = None
     expected: str | None = None
     show_value = True
+    from_validator = False
 
     if kind == "missing":
         problem = "required field is missing"
@@ -132,6 +133,7 @@ def _translate(doc: YamlDocument, ref: str | None, cls: type[BaseModel], e: Erro
         loc = (*loc, *complaint.at)
         problem, expected = complaint.problem or None, complaint.expected
         show_value = complaint.show_value and expected is not None
+        from_validator = True
     elif kind in ("value_error", "assertion_error"):
         problem = str(ctx.get("error", e["msg"]))
         show_value = False
@@ -154,7 +156,10 @@ def _translate(doc: YamlDocument, ref: str | None, cls: type[BaseModel], e: Erro
     at = doc.locate(loc, key=on_key)
     found = None
     if show_value and doc.has(loc):
-        found = render_value(_value_at(doc.data, loc))
+        value = _value_at(doc.data, loc)
+        # "found a mapping" helps when a mapping is the wrong type, not when a validator faults its content.
+        if not (from_validator and isinstance(value, dict | list)):
+            found = render_value(value)
     return ManifestError(
         doc.file, at.line, at.column, ref, render_path(loc) or None, problem, found, expected
     )
