@@ -52,7 +52,7 @@ def openai_completion(message: dict[str, Any], finish_reason: str = "stop", **ex
 
 
 TEXT = [{"type": "text", "text": "Hello"}, {"type": "text", "text": " world"}]
-TOOL_USE = [
+TOOL_USE: list[dict[str, Any]] = [
     {"type": "thinking", "thinking": "Need the weather.", "signature": "sig"},
     {"type": "text", "text": "Checking."},
     {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},

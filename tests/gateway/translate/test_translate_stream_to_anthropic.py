@@ -78,7 +78,7 @@ def events(body: bytes) -> list[dict[str, Any]]:
 
 
 def message_start(input_tokens: int = 120) -> dict[str, Any]:
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_01ABC",
         "type": "message",
         "role": "assistant",

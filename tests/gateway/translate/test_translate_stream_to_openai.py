@@ -15,7 +15,7 @@ Event = tuple[str, dict[str, Any]]
 
 
 def start(usage: dict[str, Any] | None = None) -> Event:
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_01ABC",
         "type": "message",
         "role": "assistant",

@@ -20,8 +20,9 @@ from fleetplane.gateway.translate.shared import (
 def openai_response_to_anthropic(body: Mapping[str, Any], *, model: str) -> Body:
     """`model` is the name the client asked for. Only the first choice is read: Anthropic has one."""
     choices = body.get("choices") or ()
-    choice: Mapping[str, Any] = choices[0] if choices else {}
-    message: Mapping[str, Any] = choice.get("message") or {}
+    choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
+    message = choice.get("message")
+    message = message if isinstance(message, Mapping) else {}
     content: list[Body] = []
     text = _text(message.get("content"))
     if text:
@@ -29,11 +30,12 @@ def openai_response_to_anthropic(body: Mapping[str, Any], *, model: str) -> Body
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         content.append({"type": "text", "text": refusal})
-    calls = list(message.get("tool_calls") or ())
+    calls = [call for call in message.get("tool_calls") or () if isinstance(call, Mapping)]
     if isinstance(message.get("function_call"), Mapping):
         calls.append({"function": message["function_call"]})
     for call in calls:
-        function = call.get("function") or {}
+        function = call.get("function")
+        function = function if isinstance(function, Mapping) else {}
         content.append(
             {
                 "type": "tool_use",

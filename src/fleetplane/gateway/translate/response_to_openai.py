@@ -21,7 +21,7 @@ def anthropic_response_to_openai(body: Mapping[str, Any], *, model: str, created
     texts: list[str] = []
     calls: list[Body] = []
     for block in body.get("content") or ():
-        kind = block.get("type")
+        kind = block.get("type") if isinstance(block, Mapping) else None
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
