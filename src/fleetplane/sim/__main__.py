@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--require-key", help="accept only this API key (Bearer or x-api-key)")
     p.add_argument("--model", action="append", default=[], metavar="NAME", help="also serve this model")
     p.add_argument("--instant", action="store_true", help="answer with no latency (for tests)")
-    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the listening address")
     p.add_argument("--watch-stdin", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)

@@ -70,7 +70,18 @@ class Choice:
 
 def build_choices(chat: ChatRequest, sim_seed: int, tool_id: Callable[[random.Random], str]) -> list[Choice]:
     seed = request_seed(sim_seed, chat.name, chat.body)
-    return [_choice(chat, choice_rng(seed, index), tool_id) for index in range(chat.n)]
+    choices = [_choice(chat, choice_rng(seed, index), tool_id) for index in range(chat.n)]
+    if chat.model.chunk_tokens > 1:
+        for choice in choices:
+            _regroup(choice, chat.model.chunk_tokens)
+    return choices
+
+
+def _regroup(choice: Choice, size: int) -> None:
+    """Send `size` pieces per stream event, as providers that batch tokens do (and to cut event counts)."""
+    pieces, weights = choice.pieces, choice.weights
+    choice.pieces = ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
+    choice.weights = [sum(weights[i : i + size]) for i in range(0, len(weights), size)]
 
 
 def _choice(chat: ChatRequest, rng: random.Random, tool_id: Callable[[random.Random], str]) -> Choice:

@@ -44,7 +44,10 @@ def effective_config(
     if instant:
         updates["instant"] = True
     if models:
-        updates["models"] = {**config.models, **{name: config.models.get(name) or model_for_name(name) for name in models}}
+        updates["models"] = {
+            **config.models,
+            **{name: config.models.get(name) or model_for_name(name) for name in models},
+        }
     return config.model_copy(update=updates) if updates else config
 
 
