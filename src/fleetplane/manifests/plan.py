@@ -124,33 +124,28 @@ def plan(
     return Plan(tuple(upserts + [c for c in changes if c.action == "delete"]), kept)
 
 
-def diff_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[FieldChange]:
-    """Every leaf that differs between two documents, by path."""
-    old, new = dict(_leaves(before, ())), dict(_leaves(after, ()))
-    for path in sorted(old.keys() | new.keys(), key=_path_key):
-        shown = render_path(path)
-        if path not in old:
-            yield FieldChange(shown, None, new[path], added=True)
-        elif path not in new:
-            yield FieldChange(shown, old[path], None, removed=True)
-        elif old[path] != new[path] or isinstance(old[path], bool) != isinstance(new[path], bool):
-            yield FieldChange(shown, old[path], new[path])
-
-
-def _leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    if isinstance(value, Mapping) and value:
-        for key, item in value.items():
-            yield from _leaves(item, (*path, str(key)))
-    elif isinstance(value, list) and value:
-        for index, item in enumerate(value):
-            yield from _leaves(item, (*path, index))
-    else:
-        yield path, value
-
-
-def _path_key(path: tuple[str | int, ...]) -> tuple[tuple[int, str | int], ...]:
-    # Indices sort as numbers ([2] before [10]) and never compare with keys.
-    return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
+def diff_fields(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> Iterator[FieldChange]:
+    """What differs between two documents, by path: a changed leaf, or a whole added/removed subtree."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in sorted(before.keys() | after.keys()):
+            here = (*path, str(key))
+            if key not in after:
+                yield FieldChange(render_path(here), before[key], None, removed=True)
+            elif key not in before:
+                yield FieldChange(render_path(here), None, after[key], added=True)
+            else:
+                yield from diff_fields(before[key], after[key], here)
+    elif isinstance(before, list) and isinstance(after, list) and before and after:
+        for index in range(max(len(before), len(after))):
+            here = (*path, index)
+            if index >= len(after):
+                yield FieldChange(render_path(here), before[index], None, removed=True)
+            elif index >= len(before):
+                yield FieldChange(render_path(here), None, after[index], added=True)
+            else:
+                yield from diff_fields(before[index], after[index], here)
+    elif before != after or isinstance(before, bool) != isinstance(after, bool):
+        yield FieldChange(render_path(path), before, after)
 
 
 def _order(key: tuple[str, str]) -> tuple[int, str, str]:
