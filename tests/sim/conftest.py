@@ -1,0 +1,29 @@
+"""Fixtures for the simulator's tests: one shared instant simulator process, and helpers to read it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+
+from fleetplane.sim.process import SimProcess
+from sim_support import TEST_CONFIG
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimProcess]:
+    with SimProcess(TEST_CONFIG) as process:
+        yield process
+
+
+@pytest.fixture
+def fresh_sim(sim: SimProcess) -> Iterator[SimProcess]:
+    """The shared simulator with no faults, zeroed stats and full rate-limit buckets, left that way."""
+    sim.clear_faults()
+    sim.reset_stats()
+    sim.reset_rate_limits()
+    yield sim
+    sim.clear_faults()
