@@ -6,7 +6,13 @@ import pytest
 from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
-from fleetplane.gateway.translate import anthropic_response_to_openai, openai_response_to_anthropic
+from fleetplane.gateway.translate import (
+    TokenUsage,
+    anthropic_response_to_openai,
+    openai_response_to_anthropic,
+    usage_from_anthropic,
+    usage_from_openai,
+)
 from fleetplane.gateway.translate.shared import anthropic_id, openai_id
 
 ANTHROPIC_USAGE = {
@@ -224,3 +230,14 @@ def test_ids_map_stably(anthropic: str, openai: str) -> None:
 def test_missing_ids_are_generated_with_the_right_prefix() -> None:
     assert openai_id(None).startswith("chatcmpl-") and len(openai_id(None)) > len("chatcmpl-")
     assert anthropic_id("").startswith("msg_") and len(anthropic_id("")) > len("msg_")
+
+
+def test_usage_is_read_into_the_gateways_token_usage() -> None:
+    # Cached input counts inside input_tokens (OpenAI's prompt_tokens), whichever API reported it.
+    expected = TokenUsage(input_tokens=135, output_tokens=20, cache_read_tokens=30, cache_write_tokens=5)
+    assert usage_from_anthropic(ANTHROPIC_USAGE) == expected
+    assert usage_from_openai(OPENAI_USAGE) == expected
+    assert usage_from_openai({"completion_tokens_details": {"reasoning_tokens": 4}}) == TokenUsage(
+        reasoning_tokens=4
+    )
+    assert usage_from_anthropic({"input_tokens": None, "output_tokens": True}) == TokenUsage()

@@ -155,8 +155,10 @@ def test_text_stream(anthropic_final: Callable[[bytes], Message]) -> None:
         20,
         30,
     )
-    assert stream.usage == TokenUsage(input_tokens=105, output_tokens=20, cache_read_tokens=30)
-    assert (stream.output_chars, stream.stop_reason) == (len("Hello world"), "end_turn")
+    # TokenUsage counts cached input inside input_tokens, as OpenAI's prompt_tokens does.
+    assert stream.usage == TokenUsage(input_tokens=135, output_tokens=20, cache_read_tokens=30)
+    assert (stream.text(), stream.output_chars) == (["Hello", " world"], len("Hello world"))
+    assert (stream.stop_reason, stream.finished, stream.error) == ("end_turn", True, None)
 
 
 PARALLEL_CALLS = [
@@ -338,19 +340,24 @@ def test_upstream_error_payload_becomes_an_error_event(
     assert events(body)[-1] == {"type": "error", "error": anthropic_error}
     assert stream.error == anthropic_error
     assert stream.finish() == []
+    assert not stream.finished
     with pytest.raises(exception, match=anthropic_error["message"]):
         anthropic_final(body)
 
 
 @pytest.mark.parametrize("items", [[], [ROLE, chunk({"content": "Hel"})]])
-def test_upstream_closing_early_is_an_error(items: list[Any]) -> None:
-    stream, body = run(items)
-    incomplete = {
-        "type": "api_error",
-        "message": "the upstream stream ended before the response was complete",
-    }
-    assert events(body)[-1] == {"type": "error", "error": incomplete}
-    assert stream.error == incomplete
+def test_upstream_closing_early_adds_nothing_and_is_not_finished(items: list[Any]) -> None:
+    stream, _ = run(items, finish=False)
+    assert stream.finish() == []
+    assert (stream.finished, stream.error) == (False, None)
+
+
+def test_reasoning_tokens_are_kept_for_reporting() -> None:
+    usage = {**USAGE, "completion_tokens_details": {"reasoning_tokens": 12}}
+    stream, _ = run([chunk({"content": "x"}, "stop"), chunk(None, usage=usage), DONE])
+    assert stream.usage == TokenUsage(
+        input_tokens=135, output_tokens=20, cache_read_tokens=30, reasoning_tokens=12
+    )
 
 
 def test_non_json_event_is_an_error() -> None:

@@ -144,8 +144,11 @@ def test_text_and_tool_call_chunks(openai_final: Callable[[bytes], ChatCompletio
         ("toolu_1", "get_weather", '{"city": "Paris"}')
     ]
     assert final.usage is not None and final.usage.prompt_tokens == 15 and final.usage.completion_tokens == 20
-    assert stream.usage == TokenUsage(input_tokens=10, output_tokens=20, cache_read_tokens=5)
+    # TokenUsage counts cached input inside input_tokens, as OpenAI's prompt_tokens does.
+    assert stream.usage == TokenUsage(input_tokens=15, output_tokens=20, cache_read_tokens=5)
+    assert stream.text() == ["Checking", " now.", "get_weather", '{"city": ', '"Paris"}']
     assert stream.output_chars == len("Checking now.") + len("get_weather") + len('{"city": "Paris"}')
+    assert (stream.finished, stream.error) == (True, None)
     assert stream.finish_reason == "tool_calls"
 
 
@@ -218,7 +221,7 @@ def test_message_delta_usage_totals_override_message_start() -> None:
         MESSAGE_STOP,
     ]
     stream, body = run(events, include_usage=True)
-    assert stream.usage == TokenUsage(input_tokens=50, output_tokens=7, cache_write_tokens=3)
+    assert stream.usage == TokenUsage(input_tokens=53, output_tokens=7, cache_write_tokens=3)
     assert payloads(body)[-2]["usage"] == {
         "prompt_tokens": 53,
         "completion_tokens": 7,
@@ -247,13 +250,15 @@ def test_upstream_error_event_becomes_an_openai_error_payload(
         },
     ]
     assert stream.error == {"type": "overloaded_error", "message": "Overloaded"}
+    assert not stream.finished
     with pytest.raises(openai.APIError, match="Overloaded"):
         openai_final(body)
 
 
 def test_upstream_closing_after_the_stop_reason_still_completes() -> None:
-    _, body = run([*TEXT_AND_TOOL[:-1]], include_usage=True)
+    stream, body = run([*TEXT_AND_TOOL[:-1]], include_usage=True)
     assert payloads(body)[-3:] == [chunk({}, "tool_calls"), USAGE_CHUNK, "[DONE]"]
+    assert stream.finished
 
 
 def test_message_stop_without_message_delta_finishes_with_stop() -> None:
@@ -264,17 +269,11 @@ def test_message_stop_without_message_delta_finishes_with_stop() -> None:
 @pytest.mark.parametrize(
     "events", [[], [start(), block_start(0, {"type": "text", "text": ""}), text(0, "Hel")]]
 )
-def test_upstream_closing_early_is_an_error(events: list[Event]) -> None:
-    stream, body = run(events)
-    assert payloads(body)[-1] == {
-        "error": {
-            "message": "the upstream stream ended before the response was complete",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    assert stream.finish() == [] and stream.feed(SSEEvent(event="ping", data="{}")) == []
+def test_upstream_closing_early_adds_nothing_and_is_not_finished(events: list[Event]) -> None:
+    stream, _ = run(events, finish=False)
+    assert stream.finish() == []
+    assert (stream.finished, stream.error) == (False, None)
+    assert stream.feed(SSEEvent(event="message_stop", data="{}")) != []
 
 
 def test_non_json_event_is_an_error() -> None:

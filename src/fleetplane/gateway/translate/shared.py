@@ -1,5 +1,6 @@
 """What every translation direction shares: the result and error types, the stop-reason and id mappings,
-and the usage record the gateway charges from."""
+and usage read into the `TokenUsage` the gateway charges from (whose `input_tokens` includes cached
+input, the GenAI conventions' meaning)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from fleetplane.telemetry.cost import TokenUsage
 
 Body = dict[str, Any]
 
@@ -38,20 +41,6 @@ class Translated:
     def drop(self, name: str) -> None:
         if name not in self.dropped:
             self.dropped.append(name)
-
-
-@dataclass(slots=True)
-class TokenUsage:
-    """Provider-reported usage in Anthropic's split: `input_tokens` excludes cache reads and writes."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
 # Anthropic stop_reason -> OpenAI finish_reason. pause_turn (a server tool paused the turn) ends this
@@ -98,24 +87,28 @@ def as_int(value: Any) -> int:
 
 
 def usage_from_anthropic(usage: Mapping[str, Any]) -> TokenUsage:
+    """Anthropic's `input_tokens` leaves out cache reads and writes; `TokenUsage.input_tokens` counts them."""
+    read = as_int(usage.get("cache_read_input_tokens"))
+    write = as_int(usage.get("cache_creation_input_tokens"))
     return TokenUsage(
-        input_tokens=as_int(usage.get("input_tokens")),
+        input_tokens=as_int(usage.get("input_tokens")) + read + write,
         output_tokens=as_int(usage.get("output_tokens")),
-        cache_read_tokens=as_int(usage.get("cache_read_input_tokens")),
-        cache_write_tokens=as_int(usage.get("cache_creation_input_tokens")),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
     )
 
 
 def usage_from_openai(usage: Mapping[str, Any]) -> TokenUsage:
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, Mapping) else {}
-    cache_read = as_int(details.get("cached_tokens"))
-    cache_write = as_int(details.get("cache_write_tokens"))
+    prompt = usage.get("prompt_tokens_details")
+    prompt = prompt if isinstance(prompt, Mapping) else {}
+    completion = usage.get("completion_tokens_details")
+    completion = completion if isinstance(completion, Mapping) else {}
     return TokenUsage(
-        input_tokens=max(as_int(usage.get("prompt_tokens")) - cache_read - cache_write, 0),
+        input_tokens=as_int(usage.get("prompt_tokens")),
         output_tokens=as_int(usage.get("completion_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        cache_read_tokens=as_int(prompt.get("cached_tokens")),
+        cache_write_tokens=as_int(prompt.get("cache_write_tokens")),
+        reasoning_tokens=as_int(completion.get("reasoning_tokens")),
     )
 
 
@@ -124,24 +117,21 @@ def openai_usage(usage: TokenUsage) -> Body:
     if usage.cache_write_tokens:
         details["cache_write_tokens"] = usage.cache_write_tokens
     return {
-        "prompt_tokens": usage.prompt_tokens,
+        "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.prompt_tokens + usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
         "prompt_tokens_details": details,
     }
 
 
 def anthropic_usage(usage: TokenUsage) -> Body:
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
     return {
-        "input_tokens": usage.input_tokens,
+        "input_tokens": max(uncached, 0),
         "output_tokens": usage.output_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
     }
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
 
 
 def json_str(value: Any) -> str:

@@ -21,7 +21,6 @@ from fleetplane.gateway.translate.shared import (
     usage_from_openai,
 )
 
-_INCOMPLETE = "the upstream stream ended before the response was complete"
 # Without reported usage the closing message_delta still needs an output count; this is the same
 # vocabulary-free bound as fleetplane.telemetry.tokens' "estimate" (about 3 characters a token).
 _CHARS_PER_TOKEN = 3
@@ -39,9 +38,10 @@ class OpenAIToAnthropicStream:
     """Feed it the upstream's events in order, then call `finish()` when the upstream closes.
 
     OpenAI reports usage only at the end, so message_start carries `input_tokens_estimate` and the final
-    message_delta the real counts. After the stream, `usage` holds what the upstream reported (None if
-    nothing), `output_chars` the length of the text and tool calls it produced, `stop_reason` the Anthropic
-    stop reason sent, and `error` the Anthropic error object sent if the stream failed.
+    message_delta the real counts. It has the gateway's stream-watcher shape: `usage` is what the upstream
+    reported (None if nothing), `text()` the pieces of text and tool calls generated (`output_chars` their
+    length), for counting when usage is missing; `finished` says the upstream ended its stream properly,
+    and `error` holds the Anthropic error object sent if the upstream failed. `stop_reason` is the one sent.
     """
 
     def __init__(self, *, model: str, input_tokens_estimate: int = 0) -> None:
@@ -50,7 +50,9 @@ class OpenAIToAnthropicStream:
         self.usage: TokenUsage | None = None
         self.output_chars = 0
         self.stop_reason: str | None = None
-        self.error: Body | None = None
+        self.finished = False
+        self.error: Mapping[str, Any] | None = None
+        self._pieces: list[str] = []
         self._started = False
         self._done = False
         self._blocks = 0
@@ -59,6 +61,9 @@ class OpenAIToAnthropicStream:
         self._tools: dict[int, _ToolCall] = {}
         self._finish_reason: str | None = None
         self._refused = False
+
+    def text(self) -> list[str]:
+        return self._pieces
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         if self._done:
@@ -87,13 +92,12 @@ class OpenAIToAnthropicStream:
         return frames
 
     def finish(self) -> list[bytes]:
-        """The upstream closed. Some servers omit [DONE] after the finish reason; without a finish reason
-        the response is cut short, which the client must learn as an error."""
-        if self._done:
+        """The upstream closed. Some servers omit [DONE] after the finish reason, and the response is whole;
+        without a finish reason it was cut short: nothing is added, `finished` stays False, and the caller
+        tells the client (the gateway's relay sends the error event)."""
+        if self._done or self._finish_reason is None:
             return []
-        if self._finish_reason is not None:
-            return self._complete()
-        return self._fail(500, {"error": {"message": _INCOMPLETE}})
+        return self._complete()
 
     def _start(self, chunk: Mapping[str, Any]) -> list[bytes]:
         if self._started:
@@ -127,8 +131,12 @@ class OpenAIToAnthropicStream:
                 frames += self._tool_delta(call)
         return frames
 
+    def _count(self, piece: str) -> None:
+        self._pieces.append(piece)
+        self.output_chars += len(piece)
+
     def _text(self, text: str) -> list[bytes]:
-        self.output_chars += len(text)
+        self._count(text)
         frames = [] if self._open_is_text else self._open_block({"type": "text", "text": ""}, is_text=True)
         delta = {"type": "text_delta", "text": text}
         frames.append(_event({"type": "content_block_delta", "index": self._open, "delta": delta}))
@@ -143,10 +151,10 @@ class OpenAIToAnthropicStream:
         function = function if isinstance(function, Mapping) else {}
         if isinstance(function.get("name"), str) and function["name"] and state.name is None:
             state.name = function["name"]
-            self.output_chars += len(state.name)
+            self._count(function["name"])
         piece = function.get("arguments")
         if isinstance(piece, str) and piece:
-            self.output_chars += len(piece)
+            self._count(piece)
             state.pending.append(piece)
         # A tool block opens once the name is known (Anthropic's content_block_start needs it); arguments
         # that came before it wait.
@@ -194,6 +202,7 @@ class OpenAIToAnthropicStream:
                 frames += self._flush_tool(state)
         frames += self._close_block()
         self._done = True
+        self.finished = True
         self.stop_reason = self._stop_reason()
         delta = {"type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": None}}
         delta["usage"] = self._final_usage()

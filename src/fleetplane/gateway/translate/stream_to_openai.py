@@ -23,15 +23,15 @@ from fleetplane.gateway.translate.shared import (
 DONE = b"data: [DONE]\n\n"
 # Events that carry the response; `ping` and `content_block_stop` carry nothing an OpenAI client needs.
 _CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "message_delta", "message_stop"})
-_INCOMPLETE = "the upstream stream ended before the response was complete"
 
 
 class AnthropicToOpenAIStream:
     """Feed it the upstream's events in order, then call `finish()` when the upstream closes.
 
-    After the stream, `usage` holds what the upstream reported (None if nothing), `output_chars` the length
-    of the text, reasoning and tool calls it produced, `finish_reason` the OpenAI finish reason sent, and
-    `error` the upstream's Anthropic error object if it sent one.
+    It has the gateway's stream-watcher shape: `usage` is what the upstream reported (None if nothing),
+    `text()` the pieces of text, reasoning and tool calls generated (`output_chars` their length), for
+    counting when usage is missing; `finished` says the upstream ended its stream properly, and `error`
+    holds the upstream's Anthropic error object if it sent one. `finish_reason` is the one sent.
     """
 
     def __init__(self, *, model: str, include_usage: bool = False, created: int | None = None) -> None:
@@ -42,10 +42,17 @@ class AnthropicToOpenAIStream:
         self.usage: TokenUsage | None = None
         self.output_chars = 0
         self.finish_reason: str | None = None
-        self.error: Body | None = None
+        self.finished = False
+        self.error: Mapping[str, Any] | None = None
+        self._pieces: list[str] = []
+        # Running usage totals as Anthropic reports them: message_delta overrides what message_start said.
+        self._usage: Body = {}
         # Anthropic content-block index -> position in OpenAI's tool_calls list.
         self._tool_calls: dict[int, int] = {}
         self._done = False
+
+    def text(self) -> list[str]:
+        return self._pieces
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         if self._done:
@@ -78,13 +85,12 @@ class AnthropicToOpenAIStream:
         return frames
 
     def finish(self) -> list[bytes]:
-        """The upstream closed. Without a stop reason the response is cut short, which the client must
-        learn as an error rather than a clean [DONE]."""
-        if self._done:
+        """The upstream closed. After a stop reason the response is whole even without message_stop;
+        before one it was cut short: nothing is added, `finished` stays False, and the caller tells the
+        client (the gateway's relay sends the error event)."""
+        if self._done or self.finish_reason is None:
             return []
-        if self.finish_reason is not None:
-            return self._complete()
-        return self._fail({"type": "api_error", "message": _INCOMPLETE})
+        return self._complete()
 
     def _start(self, message: Any) -> list[bytes]:
         if self.id:
@@ -93,7 +99,7 @@ class AnthropicToOpenAIStream:
         self.id = openai_id(message.get("id"))
         usage = message.get("usage")
         if isinstance(usage, Mapping):
-            self.usage = usage_from_anthropic(usage)
+            self._merge_usage(usage)
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _block_start(self, payload: Mapping[str, Any]) -> list[bytes]:
@@ -102,7 +108,7 @@ class AnthropicToOpenAIStream:
             return []
         kind = block.get("type")
         if kind == "text" and block.get("text"):
-            return [self._text(str(block["text"]))]
+            return [self._content(str(block["text"]))]
         if kind != "tool_use":
             return []
         position = len(self._tool_calls)
@@ -111,7 +117,7 @@ class AnthropicToOpenAIStream:
         # Anthropic streams input as deltas after an empty start; a non-empty start is the whole input.
         tool_input = block.get("input")
         arguments = json_str(tool_input) if tool_input else ""
-        self.output_chars += len(name) + len(arguments)
+        self._count(name + arguments)
         call = {
             "index": position,
             "id": block.get("id"),
@@ -127,17 +133,17 @@ class AnthropicToOpenAIStream:
         kind = delta.get("type")
         if kind == "text_delta":
             text = str(delta.get("text", ""))
-            return [self._text(text)] if text else []
+            return [self._content(text)] if text else []
         if kind == "input_json_delta":
             piece = str(delta.get("partial_json", ""))
             position = self._tool_calls.get(as_index(payload))
             if not piece or position is None:
                 return []
-            self.output_chars += len(piece)
+            self._count(piece)
             return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": piece}}]})]
         if kind == "thinking_delta":
             # Not forwarded (Chat Completions has no field for it), but it was generated and billed.
-            self.output_chars += len(str(delta.get("thinking", "")))
+            self._count(str(delta.get("thinking", "")))
         return []
 
     def _message_delta(self, payload: Mapping[str, Any]) -> list[bytes]:
@@ -152,24 +158,12 @@ class AnthropicToOpenAIStream:
         return [self._chunk({}, self.finish_reason)]
 
     def _merge_usage(self, usage: Mapping[str, Any]) -> None:
-        """message_delta counts are running totals; fields it leaves out keep message_start's values."""
-        update = usage_from_anthropic(usage)
-        current = self.usage or TokenUsage()
-        self.usage = TokenUsage(
-            input_tokens=update.input_tokens if "input_tokens" in usage else current.input_tokens,
-            output_tokens=update.output_tokens if "output_tokens" in usage else current.output_tokens,
-            cache_read_tokens=(
-                update.cache_read_tokens if "cache_read_input_tokens" in usage else current.cache_read_tokens
-            ),
-            cache_write_tokens=(
-                update.cache_write_tokens
-                if "cache_creation_input_tokens" in usage
-                else current.cache_write_tokens
-            ),
-        )
+        self._usage.update((key, value) for key, value in usage.items() if value is not None)
+        self.usage = usage_from_anthropic(self._usage)
 
     def _complete(self) -> list[bytes]:
         self._done = True
+        self.finished = True
         frames: list[bytes] = []
         if self.finish_reason is None:
             self.finish_reason = "stop"
@@ -187,8 +181,13 @@ class AnthropicToOpenAIStream:
         _, body = anthropic_error_to_openai(500, {"type": "error", "error": error})
         return [encode_event(orjson.dumps(body))]
 
-    def _text(self, text: str) -> bytes:
-        self.output_chars += len(text)
+    def _count(self, piece: str) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self.output_chars += len(piece)
+
+    def _content(self, text: str) -> bytes:
+        self._count(text)
         return self._chunk({"content": text})
 
     def _chunk(self, delta: Body, finish_reason: str | None = None) -> bytes:
