@@ -33,7 +33,7 @@ DatabaseURL = Annotated[
         envvar="FLEETPLANE_DATABASE_URL",
         show_envvar=True,
         help="Where state is stored: sqlite:///PATH or postgresql://USER@HOST/DB "
-        "[default: SQLite under $FLEETPLANE_HOME or ./.fleetplane]",
+        "(default: SQLite under $FLEETPLANE_HOME, else ./.fleetplane).",
     ),
 ]
 
@@ -57,7 +57,9 @@ def with_store(url: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
         except DatabaseURLError as exc:
             fail(str(exc))
         except (DBAPIError, OSError) as exc:
-            fail(f"cannot open the database {redact(database_url(url))}: {exc}", code=FAILED)
+            # The driver's own first line says what failed; SQLAlchemy's wrapping adds only noise.
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            fail(f"cannot open the database {redact(database_url(url))}: {reason}", code=FAILED)
         try:
             return await work(store)
         finally:

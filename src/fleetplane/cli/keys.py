@@ -55,7 +55,12 @@ def create(
     models: Annotated[
         str, typer.Option("--models", help="Comma-separated model names, aliases or patterns it may call.")
     ] = "*",
-    name: Annotated[str | None, typer.Option("--name", help="The key's name [default: made up]")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="The key's name (default: the team, who it is for, and a random suffix)."
+        ),
+    ] = None,
     expires: Annotated[
         str | None, typer.Option("--expires", help="Lifetime from now: 30d, 12h, 90m, or seconds.")
     ] = None,

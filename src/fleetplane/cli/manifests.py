@@ -106,12 +106,14 @@ def get(
         docs = [d for d in docs if d.name == name]
         if not docs:
             fail(f"{wanted}/{name} is not applied", code=FAILED)
+    # Machine-readable output goes out untouched by rich (no wrapping, markup or emoji codes).
     if output == "json":
         payload: Any = docs[0].document if name is not None else [d.document for d in docs]
-        console.print_json(json.dumps(payload))
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     elif output == "yaml":
-        text = yaml.safe_dump_all([d.document for d in docs], sort_keys=False, allow_unicode=True)
-        console.print(text.rstrip(), markup=False, soft_wrap=True)
+        typer.echo(
+            yaml.safe_dump_all([d.document for d in docs], sort_keys=False, allow_unicode=True), nl=False
+        )
     elif not docs:
         console.print(f"no {wanted} is applied", markup=False)
     else:

@@ -62,7 +62,9 @@ class AppliedRepository:
             for r in rows
         }
 
-    async def apply(self, upserts: Sequence[Upsert], deletes: Sequence[tuple[str, str]], *, now: float) -> int:
+    async def apply(
+        self, upserts: Sequence[Upsert], deletes: Sequence[tuple[str, str]], *, now: float
+    ) -> int:
         """Write every change in one transaction and bump the generation once; returns the new one."""
         async with self._store.engine.begin() as conn:
             bumped = await conn.execute(
@@ -133,5 +135,6 @@ class AppliedRepository:
                 )
             ).all()
         return [
-            Revision(r.kind, r.name, r.digest, r.document, r.generation, r.applied_at, r.deleted) for r in rows
+            Revision(r.kind, r.name, r.digest, r.document, r.generation, r.applied_at, r.deleted)
+            for r in rows
         ]
