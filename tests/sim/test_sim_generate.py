@@ -57,6 +57,7 @@ def test_request_seed_ignores_delivery_fields_only() -> None:
     assert request_seed(1, "m", dict(reversed(list(body.items())))) == base
     assert request_seed(1, "m", {**body, "stream": True, "stream_options": {"include_usage": True}}) == base
     assert request_seed(1, "m", {**body, "max_tokens": 5, "max_completion_tokens": 9}) == base
+    assert request_seed(1, "m", {**body, "stop": ["x"], "stop_sequences": ["y"], "n": 3}) == base
     assert request_seed(2, "m", body) != base
     assert request_seed(1, "other", body) != base
     assert request_seed(1, "m", {**body, "temperature": 0.2}) != base

@@ -56,9 +56,11 @@ SENTENCE_STARTS: tuple[str, ...] = (
 )  # fmt: skip
 PUNCTUATION: tuple[str, ...] = (".", ",")
 
-# Fields that change how a reply is delivered but not what it says: a streamed and a plain request, or a
-# capped and an uncapped one, get the same text (the capped one a prefix of it).
-_DELIVERY_FIELDS = frozenset({"stream", "stream_options", "max_tokens", "max_completion_tokens"})
+# Fields that change how a reply is delivered or where it is cut, not what it says: a streamed and a plain
+# request get the same text, a capped or stopped one a prefix of it, and choice 0 is the same for any `n`.
+_DELIVERY_FIELDS = frozenset(
+    {"stream", "stream_options", "max_tokens", "max_completion_tokens", "stop", "stop_sequences", "n"}
+)
 
 
 def request_seed(sim_seed: int, model: str, body: Mapping[str, Any]) -> int:
@@ -85,11 +87,13 @@ def text_pieces(rng: random.Random, tokens: int) -> list[str]:
     while len(pieces) < tokens:
         start = rng.choice(SENTENCE_STARTS)
         pieces.append(start if not pieces else " " + start)
-        for position in range(rng.randint(5, 16)):
+        words = rng.randint(5, 16)
+        for position in range(words):
             if len(pieces) >= tokens:
                 return pieces
             pieces.append(rng.choice(WORDS))
-            if position > 2 and rng.random() < 0.08 and len(pieces) < tokens:
+            # Commas only between words: ",." would merge into one token.
+            if 2 < position < words - 1 and rng.random() < 0.08 and len(pieces) < tokens:
                 pieces.append(",")
         if len(pieces) < tokens:
             pieces.append(".")
