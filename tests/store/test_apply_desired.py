@@ -283,3 +283,13 @@ async def test_a_row_left_by_a_failed_apply_is_adopted_with_a_fresh_secret(store
         hash_secret(minted.secret),
     )
     assert await keys.find_by_secret("y" * 30) is None
+
+
+async def test_a_secret_already_held_by_another_key_is_refused(store: Store, fleet: Path) -> None:
+    await KeyRepository(store).create(NewKey("other", "acme", "support"), secret=ENV_SECRET, now=T0)
+
+    with pytest.raises(ApplyError) as caught:
+        await apply_desired(store, load(fleet), now=T0)
+
+    assert caught.value.problems == ["VirtualKey/from-env: its secret is already the secret of key 'other'"]
+    assert await AppliedRepository(store).generation() == 0

@@ -8,6 +8,7 @@ rows it finds, where the other order could leave an applied VirtualKey with no k
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -79,10 +80,12 @@ async def apply_desired(
 async def _key_steps(the_plan: Plan, desired: DesiredState, keys: KeyRepository) -> list[_KeyStep]:
     steps: list[_KeyStep] = []
     problems: list[str] = []
+    # One read of every key instead of one query per key: a fleet may hold thousands.
+    stored = {k.name: k for k in await keys.all()}
     for change in the_plan.changes:
         if change.kind != VirtualKey.KIND or change.action == "unchanged":
             continue
-        existing = await keys.get(change.name)
+        existing = stored.get(change.name)
         if change.action == "delete":
             if existing is not None and existing.source == MANIFEST_SOURCE:
                 steps.append(_KeyStep(change, None, existing, None))
@@ -90,7 +93,7 @@ async def _key_steps(the_plan: Plan, desired: DesiredState, keys: KeyRepository)
         if existing is not None and existing.source != MANIFEST_SOURCE:
             problems.append(
                 f"{change.ref}: a key named '{change.name}' was made by `fleetplane keys create` "
-                f"(source {existing.source}); give the VirtualKey another name, or revoke and rename that key"
+                f"(source {existing.source}); give the VirtualKey another name"
             )
             continue
         manifest = desired.get(VirtualKey, change.name)
@@ -111,15 +114,16 @@ async def _key_steps(the_plan: Plan, desired: DesiredState, keys: KeyRepository)
                 )
                 continue
         steps.append(_KeyStep(change, _identity(manifest, desired), existing, secret))
-    problems.extend(await _clashing_secrets(steps, keys))
+    problems.extend(_clashing_secrets(steps, stored.values()))
     if problems:
         raise ApplyError(problems)
     return steps
 
 
-async def _clashing_secrets(steps: list[_KeyStep], keys: KeyRepository) -> list[str]:
+def _clashing_secrets(steps: list[_KeyStep], stored: Iterable[KeyRecord]) -> list[str]:
     """Two keys with one secret could not be told apart by the gateway (and the store refuses it)."""
     problems: list[str] = []
+    holders = {k.key_hash: k.name for k in stored}
     owner: dict[str, str] = {}
     for step in steps:
         if step.secret is None:
@@ -130,9 +134,9 @@ async def _clashing_secrets(steps: list[_KeyStep], keys: KeyRepository) -> list[
             problems.append(f"{step.change.ref}: its secret is also the secret of VirtualKey/{owner[digest]}")
             continue
         owner[digest] = name
-        holder = await keys.find_by_secret(step.secret)
-        if holder is not None and holder.name != name:
-            problems.append(f"{step.change.ref}: its secret is already the secret of key '{holder.name}'")
+        holder = holders.get(digest)
+        if holder is not None and holder != name:
+            problems.append(f"{step.change.ref}: its secret is already the secret of key '{holder}'")
     return problems
 
 
