@@ -34,7 +34,9 @@ class AdminGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin") and not self._allowed(scope):
-            body = orjson.dumps({"error": {"message": "The admin API needs the admin token.", "type": "permission_error"}})
+            body = orjson.dumps(
+                {"error": {"message": "The admin API needs the admin token.", "type": "permission_error"}}
+            )
             response = Response(body, status_code=403, media_type="application/json")
             await response(scope, receive, send)
             return
@@ -48,7 +50,7 @@ class AdminGuard:
                     return hmac.compare_digest(presented, self.token)
             return False
         client = scope.get("client")
-        return bool(client) and client[0] in _LOOPBACK
+        return client is not None and client[0] in _LOOPBACK
 
 
 def build_app(runtime: GatewayRuntime) -> ASGIApp:

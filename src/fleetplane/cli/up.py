@@ -5,10 +5,12 @@ simulator child process for every `sim` provider.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -87,8 +89,30 @@ async def quickstart_key(store: Store, desired: DesiredState) -> tuple[str, str]
     team, organization = teams[0]
     if await keys.get(UP_KEY) is not None:
         await keys.delete(UP_KEY)
-    await keys.create(NewKey(name=UP_KEY, organization=organization, team=team, source="up"), secret=secret, now=now())
+    await keys.create(
+        NewKey(name=UP_KEY, organization=organization, team=team, source="up"), secret=secret, now=now()
+    )
     return UP_KEY, secret
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises Ctrl-C after its graceful shutdown; `up` stops quietly instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _stop(self, sig: int) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -100,7 +124,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _banner(host: str, port: int, store: Store, started: Started, key: tuple[str, str] | None, redis_url: str | None) -> None:
+def _banner(
+    host: str, port: int, store: Store, started: Started, key: tuple[str, str] | None, redis_url: str | None
+) -> None:
     base = f"http://{host}:{port}"
     table = Table.grid(padding=(0, 2))
     table.add_row("OpenAI API", f"{base}/v1  (chat/completions, embeddings, models)")
@@ -117,7 +143,7 @@ def _banner(host: str, port: int, store: Store, started: Started, key: tuple[str
         console.print(
             f"Try it:\n  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key[1]}' "
             "-H 'content-type: application/json' "
-            "-d '{\"model\": \"chat-large\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'\n"
+            '-d \'{"model": "chat-large", "messages": [{"role": "user", "content": "Hello"}]}\'\n'
             "Press Ctrl-C to stop.",
             markup=False,
             soft_wrap=True,
@@ -129,10 +155,14 @@ def register(app: typer.Typer) -> None:
     def up(
         directory: Annotated[
             Path | None,
-            typer.Argument(help="The fleet directory to apply and serve [default: the bundled examples/fleet]."),
+            typer.Argument(
+                help="The fleet directory to apply and serve [default: the bundled examples/fleet]."
+            ),
         ] = None,
         host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port for the gateway and admin API.", envvar="FLEETPLANE_PORT")] = 8700,
+        port: Annotated[
+            int, typer.Option(help="Port for the gateway and admin API.", envvar="FLEETPLANE_PORT")
+        ] = 8700,
         database_url: DatabaseURL = None,
         redis_url: Annotated[
             str | None,
@@ -145,8 +175,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     ) -> None:
-        """Apply a fleet directory and serve it: the AI gateway (OpenAI and Anthropic APIs) and the admin
-        API on one port, a simulator child process for every `sim` provider. Ctrl-C stops everything."""
+        """Apply a fleet directory and serve it: the AI gateway (OpenAI and Anthropic APIs) and the admin API on one port, a simulator child process for every `sim` provider. Ctrl-C stops everything."""  # noqa: E501
         fleet = directory or bundled_fleet()
         if fleet is None:
             fail("no fleet directory given and no bundled examples/fleet found; pass a directory")
@@ -160,10 +189,16 @@ def register(app: typer.Typer) -> None:
                 console.print(str(error), markup=False, soft_wrap=True)
             fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
         asyncio.run(_serve(desired, host, port, database_url, redis_url, log_level))
+        console.print("fleetplane stopped.")
 
 
 async def _serve(
-    desired: DesiredState, host: str, port: int, database_url: str | None, redis_url: str | None, log_level: str
+    desired: DesiredState,
+    host: str,
+    port: int,
+    database_url: str | None,
+    redis_url: str | None,
+    log_level: str,
 ) -> None:
     store = await Store.open(database_url)
     started = Started([], {})
@@ -174,9 +209,13 @@ async def _serve(
             fail(f"could not apply {desired.directory}: {exc}", code=1)
         counts = ", ".join(f"{n} {k}" for k, n in desired.counts().items())
         console.print(f"applied {desired.directory} ({counts}); generation {result.generation}", markup=False)
-        for minted in result.minted:
+        quickstart = {
+            k.name for k in desired.of_kind(VirtualKey) if k.metadata.labels.get(QUICKSTART_LABEL) == "true"
+        }
+        for minted in (m for m in result.minted if m.key not in quickstart):
             console.print(f"minted key {minted.key}: {minted.secret}  (shown once)", markup=False)
-        started = await asyncio.to_thread(start_simulators, desired)
+        # In the main thread: the simulators die with this process only if armed from it.
+        started = start_simulators(desired)
         key = await quickstart_key(store, desired)
         runtime = GatewayRuntime(store, GatewaySettings(redis_url=redis_url, sim_urls=started.sim_urls))
         config = uvicorn.Config(
@@ -194,9 +233,9 @@ async def _serve(
             sock = _listen(host, port)
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=1)
-        server = uvicorn.Server(config)
+        server = _Server(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
             await asyncio.sleep(0.05)
         if server.started:
             _banner(host, sock.getsockname()[1], store, started, key, redis_url)
@@ -205,5 +244,3 @@ async def _serve(
         for sim in started.sims:
             await asyncio.to_thread(sim.stop)
         await store.close()
-        # A second Ctrl-C during shutdown should not print a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -38,7 +38,9 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
                         ]
                         for step in group.chain
                     ],
-                    "cooldowns": {d.id: left for d, left in zip(group.deployments(), resting, strict=True) if left > 0},
+                    "cooldowns": {
+                        d.id: left for d, left in zip(group.deployments(), resting, strict=True) if left > 0
+                    },
                 }
             )
         return _json({"generation": runtime.config.generation, "models": groups})

@@ -94,7 +94,9 @@ class GatewayRuntime:
         generation, manifests = await load_applied(self.store)
         if generation == self.config.generation and self.config.groups:
             return False
-        self.config = GatewayConfig.from_manifests(manifests, sim_urls=self.settings.sim_urls, generation=generation)
+        self.config = GatewayConfig.from_manifests(
+            manifests, sim_urls=self.settings.sim_urls, generation=generation
+        )
         log.info("gateway config generation %d: %d model groups", generation, len(self.config.groups))
         return True
 
@@ -125,7 +127,9 @@ class GatewayRuntime:
         try:
             await self.ledger.flush()
         except Exception as exc:
-            log.error("usage ledger: %d records could not be written at shutdown: %s", self.ledger.pending, exc)
+            log.error(
+                "usage ledger: %d records could not be written at shutdown: %s", self.ledger.pending, exc
+            )
         await self.pool.close()
         await self.kv.close()
 

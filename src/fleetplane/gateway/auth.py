@@ -66,7 +66,8 @@ class KeyIndex:
         if secret is None:
             raise GatewayError(
                 "authentication",
-                "No API key: send a fleetplane virtual key as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+                "No API key: send a fleetplane virtual key as 'Authorization: Bearer <key>' "
+                "or 'x-api-key: <key>'.",
                 code="missing_api_key",
             )
         digest = hash_secret(secret)

@@ -89,6 +89,8 @@ class ResponseCache(Policy):
         if not ctx.capture_stream:
             return
         try:
-            await self._kv.set(self.key(ctx), reply.media_type.encode() + b"\n" + reply.body, ctx.group.cache_ttl)
+            await self._kv.set(
+                self.key(ctx), reply.media_type.encode() + b"\n" + reply.body, ctx.group.cache_ttl
+            )
         except Exception as exc:
             log.warning("cache store failed: %s", exc)

@@ -67,7 +67,9 @@ class Exchange:
             status, body = anthropic_error_to_openai(status, body)
         elif self.upstream_api == "openai" and ctx.client_api == "anthropic":
             status, body = openai_error_to_anthropic(status, body)
-        message = _message(body) or (raw[:500].decode(errors="replace") if raw else f"upstream answered {status}")
+        message = _message(body) or (
+            raw[:500].decode(errors="replace") if raw else f"upstream answered {status}"
+        )
         label = f"{self.deployment.id} answered {status}: {message}"
         return UpstreamError(status if status < 600 else 503, label, retry_after=retry_after)
 
@@ -107,7 +109,9 @@ def prepare(ctx: RequestContext, deployment: DeploymentRuntime) -> Exchange:
                         extra[name] = ctx.headers[name]
                 stream = AnthropicPassthrough
             else:
-                translated = openai_request_to_anthropic(ctx.body, default_max_tokens=ctx.group.max_output_tokens)
+                translated = openai_request_to_anthropic(
+                    ctx.body, default_max_tokens=ctx.group.max_output_tokens
+                )
                 body, dropped = translated.body, translated.dropped
                 reply = lambda b: anthropic_response_to_openai(b, model=model)  # noqa: E731
                 include = ctx.include_usage

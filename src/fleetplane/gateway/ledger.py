@@ -8,6 +8,7 @@ counted) and are written when it returns; stopping the server flushes what is le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -79,17 +80,20 @@ class UsageLedger:
     async def run(self) -> None:
         backoff = self._interval
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()
                 backoff = self._interval
             except Exception as exc:
                 backoff = min(backoff * 2, 30.0)
-                log.warning("usage ledger: %d records wait for the store (%s); retrying in %.1fs", self.pending, exc, backoff)
+                log.warning(
+                    "usage ledger: %d records wait for the store (%s); retrying in %.1fs",
+                    self.pending,
+                    exc,
+                    backoff,
+                )
 
 
 def _priced(pending: Pending) -> UsageRecord:

@@ -87,7 +87,9 @@ def parse(raw: bytes, operation: str) -> Parsed:
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
-            raise _invalid(f"'stream_options' must be an object, found {_type_name(options)}.", "stream_options")
+            raise _invalid(
+                f"'stream_options' must be an object, found {_type_name(options)}.", "stream_options"
+            )
         include_usage = options.get("include_usage") is True
     return Parsed(raw=raw, body=body, model=model, stream=stream, include_usage=include_usage)
 
@@ -100,10 +102,14 @@ def _check_messages(body: dict[str, Any], operation: str) -> None:
         raise _invalid(f"'messages' must be a non-empty array, found {_type_name(messages)}.", "messages")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _invalid(f"'messages[{i}]' must be an object, found {_type_name(message)}.", f"messages[{i}]")
+            raise _invalid(
+                f"'messages[{i}]' must be an object, found {_type_name(message)}.", f"messages[{i}]"
+            )
         role = message.get("role")
         if not isinstance(role, str):
-            raise _invalid(f"'messages[{i}].role' must be a string, found {_type_name(role)}.", f"messages[{i}].role")
+            raise _invalid(
+                f"'messages[{i}].role' must be a string, found {_type_name(role)}.", f"messages[{i}].role"
+            )
     if operation == "messages":
         max_tokens = body.get("max_tokens")
         if max_tokens is None:
@@ -123,9 +129,14 @@ def _check_embedding_input(body: dict[str, Any]) -> None:
         raise _invalid("Missing required parameter: 'input'.", "input")
     if isinstance(value, str):
         return
-    if isinstance(value, list) and value and all(isinstance(v, str | int) or isinstance(v, list) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, str | int | list) for v in value)
+    ):
         return
     raise _invalid(
-        f"'input' must be a string, an array of strings or an array of token arrays, found {_type_name(value)}.",
+        "'input' must be a string, an array of strings or an array of token arrays, "
+        f"found {_type_name(value)}.",
         "input",
     )

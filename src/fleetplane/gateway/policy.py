@@ -39,7 +39,9 @@ class Outcome:
 class Skip(Exception):
     """A policy passes over one deployment; the router tries the next (e.g. its quota is spent)."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, error: GatewayError | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, error: GatewayError | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after

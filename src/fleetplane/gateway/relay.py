@@ -28,9 +28,16 @@ PROGRESS_EVERY = 16
 def error_event(ctx: RequestContext, kind: str, message: str) -> bytes:
     """A final error event in the client's API, so an SDK raises instead of ending silently."""
     if ctx.client_api == "anthropic":
-        payload = {"type": "error", "error": {"type": kind if kind != "api_error" else "api_error", "message": message}}
+        payload = {
+            "type": "error",
+            "error": {"type": kind if kind != "api_error" else "api_error", "message": message},
+        }
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    return b"data: " + orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}}) + b"\n\n"
+    return (
+        b"data: "
+        + orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
+        + b"\n\n"
+    )
 
 
 def settle_usage(ctx: RequestContext, stream: OpenStream, *, complete: bool) -> TokenUsage:
@@ -100,7 +107,9 @@ async def relay(
             complete = True
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         outcome = "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
-        detail = f"{stream.attempt.deployment.id}: the upstream stream stalled or broke ({type(exc).__name__})"
+        detail = (
+            f"{stream.attempt.deployment.id}: the upstream stream stalled or broke ({type(exc).__name__})"
+        )
         yield error_event(ctx, "api_error", detail)
     except GatewayError as stop:
         outcome, detail = "cancelled", stop.message

@@ -127,7 +127,11 @@ class Router:
 
     async def _next_ready(self, ctx: RequestContext, skips: list[Skip]) -> float | None:
         """Seconds until some deployment may be tried again; None when none will be."""
-        resting = [left for left in await self.cooldowns.remaining([d.id for d in ctx.group.deployments()]) if left > 0]
+        resting = [
+            left
+            for left in await self.cooldowns.remaining([d.id for d in ctx.group.deployments()])
+            if left > 0
+        ]
         deferred = [s.retry_after for s in skips if s.retry_after is not None and s.retry_after > 0]
         candidates = resting + deferred
         return min(candidates) if candidates else None
@@ -146,7 +150,10 @@ class Router:
             if wait is not None:
                 denial.retry_after = wait
             return denial
-        tried = "; ".join(f"{a.deployment.id}: {a.error}" for a in ctx.attempts if a.error) or "all deployments are cooling down"
+        tried = (
+            "; ".join(f"{a.deployment.id}: {a.error}" for a in ctx.attempts if a.error)
+            or "all deployments are cooling down"
+        )
         return GatewayError(
             "unavailable",
             f"No deployment of model {ctx.group.name!r} could serve the request ({tried}).",
@@ -180,7 +187,12 @@ class Router:
             raise
 
     async def _exchange(
-        self, ctx: RequestContext, attempt: Attempt, exchange: Exchange, admitted: list[Policy], timeout: float
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        exchange: Exchange,
+        admitted: list[Policy],
+        timeout: float,
     ) -> Reply | OpenStream:
         deployment = attempt.deployment
         try:
@@ -189,7 +201,9 @@ class Router:
             outcome = Outcome("timeout", detail=f"no answer within {timeout:.1f}s")
             raise await self._unavailable(ctx, attempt, admitted, outcome) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise await self._unavailable(ctx, attempt, admitted, Outcome("connection", detail=_describe(exc))) from None
+            raise await self._unavailable(
+                ctx, attempt, admitted, Outcome("connection", detail=_describe(exc))
+            ) from None
         attempt.status = response.status
         if response.status >= 400:
             try:
@@ -203,17 +217,23 @@ class Router:
             error = exchange.error(ctx, response.status, raw, retry_after)
             if not _retryable(response.status):
                 attempt.error = f"{response.status}"
-                await self.chain.after_attempt(ctx, attempt, Outcome("client_error", status=response.status), admitted)
+                await self.chain.after_attempt(
+                    ctx, attempt, Outcome("client_error", status=response.status), admitted
+                )
                 raise error
             kind: OutcomeKind = "rate_limited" if response.status == 429 else "server_error"
-            outcome = Outcome(kind, status=response.status, retry_after=retry_after, detail=str(response.status))
+            outcome = Outcome(
+                kind, status=response.status, retry_after=retry_after, detail=str(response.status)
+            )
             await self._failed(ctx, attempt, admitted, outcome)
             raise error
         if ctx.stream:
             return await self._open_stream(ctx, attempt, exchange, admitted, response)
         return await self._complete(ctx, attempt, exchange, admitted, response)
 
-    async def _failed(self, ctx: RequestContext, attempt: Attempt, admitted: list[Policy], outcome: Outcome) -> None:
+    async def _failed(
+        self, ctx: RequestContext, attempt: Attempt, admitted: list[Policy], outcome: Outcome
+    ) -> None:
         """Record a failed attempt and rest the deployment; the caller raises what the chain sees."""
         attempt.error = outcome.detail or outcome.kind
         attempt.retry_after = outcome.retry_after
@@ -228,7 +248,12 @@ class Router:
         return GatewayError("unavailable", f"{attempt.deployment.id}: {attempt.error}")
 
     async def _complete(
-        self, ctx: RequestContext, attempt: Attempt, exchange: Exchange, admitted: list[Policy], response: aiohttp.ClientResponse
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        exchange: Exchange,
+        admitted: list[Policy],
+        response: aiohttp.ClientResponse,
     ) -> Reply:
         try:
             async with asyncio.timeout(max(0.001, ctx.remaining(self.clock.monotonic()))):
@@ -236,11 +261,15 @@ class Router:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             response.release()
             kind: OutcomeKind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            raise await self._unavailable(ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))) from None
+            raise await self._unavailable(
+                ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))
+            ) from None
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            outcome = Outcome("server_error", status=response.status, detail="upstream answered with invalid JSON")
+            outcome = Outcome(
+                "server_error", status=response.status, detail="upstream answered with invalid JSON"
+            )
             raise await self._unavailable(ctx, attempt, admitted, outcome) from None
         usage = exchange.usage(body) if isinstance(body, dict) else None
         if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
@@ -260,7 +289,12 @@ class Router:
         return Reply(status=200, body=raw)
 
     async def _open_stream(
-        self, ctx: RequestContext, attempt: Attempt, exchange: Exchange, admitted: list[Policy], response: aiohttp.ClientResponse
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        exchange: Exchange,
+        admitted: list[Policy],
+        response: aiohttp.ClientResponse,
     ) -> OpenStream:
         """Wait for the first event before committing: an early error event still falls back."""
         parser = SSEParser()
@@ -281,7 +315,9 @@ class Router:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             response.close()
             kind: OutcomeKind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            raise await self._unavailable(ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))) from None
+            raise await self._unavailable(
+                ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))
+            ) from None
         if watcher.error is not None:
             response.close()
             message = str(watcher.error.get("message") or watcher.error.get("type") or "error event")

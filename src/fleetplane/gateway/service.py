@@ -64,7 +64,9 @@ class Gateway:
     async def embeddings(self, request: Request) -> Response | EventStream:
         return await self.handle(request, "embeddings", "openai")
 
-    async def handle(self, request: Request, operation: Operation, client_api: ClientApi) -> Response | EventStream:
+    async def handle(
+        self, request: Request, operation: Operation, client_api: ClientApi
+    ) -> Response | EventStream:
         request_id = "req_" + secrets.token_hex(12)
         ctx: RequestContext | None = None
         try:
@@ -96,7 +98,9 @@ class Gateway:
                 reply = routed
             await self.chain.on_complete(ctx, reply)
             self._record(ctx, reply.status)
-            return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=_headers(ctx))
+            return Response(
+                reply.body, status_code=reply.status, media_type=reply.media_type, headers=_headers(ctx)
+            )
         except GatewayError as error:
             if ctx is not None:
                 self._record(ctx, error.status, error=error.kind)
@@ -194,7 +198,7 @@ class Gateway:
         try:
             tenant = await self.keys.authenticate(request.headers)
         except GatewayError as error:
-            api = "anthropic" if "anthropic-version" in request.headers else "openai"
+            api: ClientApi = "anthropic" if "anthropic-version" in request.headers else "openai"
             return error_response(error, api, "req_" + secrets.token_hex(12))
         groups = [g for g in self._config().groups.values() if tenant.may_use(g.name)]
         created = 1_700_000_000
@@ -209,7 +213,10 @@ class Gateway:
         else:
             body = {
                 "object": "list",
-                "data": [{"id": g.name, "object": "model", "created": created, "owned_by": "fleetplane"} for g in groups],
+                "data": [
+                    {"id": g.name, "object": "model", "created": created, "owned_by": "fleetplane"}
+                    for g in groups
+                ],
             }
         return Response(orjson.dumps(body), media_type="application/json")
 

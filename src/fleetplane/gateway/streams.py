@@ -49,7 +49,9 @@ class OpenAIPassthrough:
         if not isinstance(chunk, dict):
             return [b"data: " + data.encode() + b"\n\n"]
         if "error" in chunk:
-            self.error = chunk["error"] if isinstance(chunk["error"], Mapping) else {"message": str(chunk["error"])}
+            self.error = (
+                chunk["error"] if isinstance(chunk["error"], Mapping) else {"message": str(chunk["error"])}
+            )
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             content = delta.get("content")
