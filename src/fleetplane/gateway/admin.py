@@ -50,6 +50,11 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
         await runtime.keys.refresh()
         return _json({"generation": runtime.config.generation, "changed": changed})
 
+    async def flush(_: Request) -> Response:
+        """Write queued usage records now (tests, and operators before reading spend)."""
+        written = await runtime.ledger.flush()
+        return _json({"written": written, "pending": runtime.ledger.pending, "dropped": runtime.ledger.dropped})
+
     async def clear_cooldown(request: Request) -> Response:
         deployment = request.path_params["deployment"]
         await runtime.cooldowns.clear(deployment)
@@ -58,5 +63,6 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
     return [
         Route("/admin/gateway/config", config, methods=["GET"]),
         Route("/admin/gateway/reload", reload, methods=["POST"]),
+        Route("/admin/gateway/flush", flush, methods=["POST"]),
         Route("/admin/gateway/cooldowns/{deployment:path}", clear_cooldown, methods=["DELETE"]),
     ]
