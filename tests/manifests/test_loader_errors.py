@@ -99,6 +99,20 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
         ["fleet/case.yaml:4:1: invalid YAML: a tab character where YAML allows only spaces for indentation"],
     ),
     (
+        "a colon inside a value",
+        {"case.yaml": f"{HEAD}kind: Team\nmetadata: {{name: x}}\nspec: organization: acme\n"},
+        [
+            "fleet/case.yaml:4:19: invalid YAML: mapping values are not allowed here (a ':' inside a value: quote the value, or fix the indentation)"
+        ],
+    ),
+    (
+        "bad indentation",
+        {"case.yaml": f"{HEAD}kind: Team\nmetadata:\n  name: x\n - a\n"},
+        [
+            "fleet/case.yaml:5:2: invalid YAML: expected the end of the indented block, but found a new list (in the block mapping that starts at line 1, column 1)"
+        ],
+    ),
+    (
         "duplicate key",
         {
             "case.yaml": model(

@@ -79,15 +79,6 @@ class YamlDocument:
             return _position(key_node)
         return _position(node)
 
-    def has(self, loc: Sequence[str | int]) -> bool:
-        node = self.node
-        for part in loc:
-            child = _child(node, part)
-            if child is None:
-                return False
-            node = child[1]
-        return True
-
 
 def read_yaml(path: Path, display: str) -> tuple[list[YamlDocument], list[ManifestError]]:
     """Every document of one file; a syntax error ends the file with an error at its place."""
@@ -121,6 +112,9 @@ def _syntax(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "not valid YAML"
     if "'\\t'" in problem:
         return "a tab character where YAML allows only spaces for indentation"
+    for token, plain in _TOKENS.items():
+        problem = problem.replace(token, plain)
+    problem += _HINTS.get(problem, "")
     opened = _CONTEXT.match(exc.context or "")
     if opened and exc.context_mark is not None:
         mark = exc.context_mark
@@ -130,6 +124,21 @@ def _syntax(exc: yaml.MarkedYAMLError) -> str:
     return problem
 
 
+# PyYAML names tokens of its grammar; a YAML author knows these by what they look like.
+_TOKENS = {
+    "'<block end>'": "the end of the indented block",
+    "<block end>": "the end of the indented block",
+    "'<stream end>'": "the end of the file",
+    "<stream end>": "the end of the file",
+    "'<document start>'": "'---'",
+    "'<block mapping start>'": "a new mapping",
+    "'<block sequence start>'": "a new list",
+    "'<scalar>'": "a value",
+}
+_HINTS = {
+    "mapping values are not allowed here": " (a ':' inside a value: quote the value, or fix the indentation)",
+    "sequence entries are not allowed here": " (a list item where a value belongs: check the indentation)",
+}
 _CONTEXT = re.compile(r"^while (?:parsing|scanning|constructing) (?:an? )?(.+)$")
 
 

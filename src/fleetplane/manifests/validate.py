@@ -155,11 +155,10 @@ def _translate(doc: YamlDocument, ref: str | None, cls: type[BaseModel], e: Erro
 
     at = doc.locate(loc, key=on_key)
     found = None
-    if show_value and doc.has(loc):
-        value = _value_at(doc.data, loc)
-        # "found a mapping" helps when a mapping is the wrong type, not when a validator faults its content.
-        if not (from_validator and isinstance(value, dict | list)):
-            found = render_value(value)
+    value = _value_at(doc.data, loc) if show_value else _ABSENT
+    # "found a mapping" helps when a mapping is the wrong type, not when a validator faults its content.
+    if value is not _ABSENT and not (from_validator and isinstance(value, dict | list)):
+        found = render_value(value)
     return ManifestError(
         doc.file, at.line, at.column, ref, render_path(loc) or None, problem, found, expected
     )
@@ -179,9 +178,16 @@ def _length(kind: str, n: int, words: str) -> str:
     return f"a list of {words} {n} item{'s' if n != 1 else ''}"
 
 
+_ABSENT = object()
+
+
 def _value_at(data: Any, loc: Loc) -> Any:
+    """The value the author wrote at `loc`, or _ABSENT (a missing field, a key YAML read as a number)."""
     for part in loc:
-        data = data[part]
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _ABSENT
     return data
 
 
