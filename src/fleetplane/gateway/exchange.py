@@ -122,8 +122,10 @@ def prepare(ctx: RequestContext, deployment: DeploymentRuntime) -> Exchange:
                 translated = anthropic_request_to_openai(ctx.body)
                 body, dropped = translated.body, translated.dropped
                 reply = lambda b: openai_response_to_anthropic(b, model=model)  # noqa: E731
-                estimate = counted_input(ctx.operation, ctx.body)
-                stream = lambda: OpenAIToAnthropicStream(model=model, input_tokens_estimate=estimate)  # noqa: E731
+                request_body = ctx.body
+                stream = lambda: OpenAIToAnthropicStream(  # noqa: E731
+                    model=model, input_tokens_estimate=counted_input("messages", request_body)
+                )
             else:
                 body = dict(ctx.body)
                 include = ctx.include_usage
@@ -134,7 +136,7 @@ def prepare(ctx: RequestContext, deployment: DeploymentRuntime) -> Exchange:
                 body["stream_options"] = options
             path = _PATHS["embeddings" if ctx.operation == "embeddings" else "chat"]
     except TranslationError as exc:
-        raise GatewayError("invalid_request", exc.message, param=exc.param) from exc
+        raise GatewayError("invalid_request", exc.message, param=exc.param, code="unsupported_parameter") from exc
     body["model"] = deployment.model
     url = provider.base_url + path if upstream_api == "openai" else _anthropic_url(provider.base_url)
     if provider.query:

@@ -53,6 +53,8 @@ def _invalid(message: str, param: str | None) -> GatewayError:
 
 
 def _type_name(value: Any) -> str:
+    if value == [] or value == {}:
+        return "an empty array" if isinstance(value, list) else "an empty object"
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, int | float) else type(value).__name__
     )
@@ -64,7 +66,8 @@ def parse(raw: bytes, operation: str) -> Parsed:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _invalid(f"Request body is not valid JSON: {exc}.", None) from None
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _invalid(f"Request body is not valid JSON (error at {where}); expected a JSON object.", None) from None
     if not isinstance(body, dict):
         raise _invalid(f"Request body must be a JSON object, found {_type_name(body)}.", None)
     model = body.get("model")
