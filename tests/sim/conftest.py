@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from fleetplane.sim.process import SimProcess
+# Test modules import the helper modules beside them by name, whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).parent))
+
 from sim_support import TEST_CONFIG
+
+from fleetplane.sim.process import SimProcess
+
 
 @pytest.fixture
 def anyio_backend() -> str:

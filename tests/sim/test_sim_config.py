@@ -59,7 +59,8 @@ def test_the_example_in_the_docs_loads(tmp_path: Path) -> None:
     [
         (
             "models:\n  m:\n    ttft_ms: {median: fast}\n",
-            "sim.yaml:3: models.m.ttft_ms.median: Input should be a valid number, unable to parse string as a "
+            "sim.yaml:3: models.m.ttft_ms.median: Input should be a valid number, unable to parse string "
+            "as a "
             "number (got 'fast')",
         ),
         (
@@ -100,7 +101,9 @@ def test_bad_config_files_name_file_line_and_field(tmp_path: Path, text: str, me
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "nope.yaml")
-    assert str(caught.value) == f"{tmp_path}/nope.yaml: cannot read the config file: No such file or directory"
+    assert (
+        str(caught.value) == f"{tmp_path}/nope.yaml: cannot read the config file: No such file or directory"
+    )
 
 
 def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
@@ -115,7 +118,11 @@ def test_default_config_serves_the_built_in_models() -> None:
 
 def test_flags_apply_over_the_file(tmp_path: Path) -> None:
     config = effective_config(
-        write(tmp_path, EXAMPLE), seed=9, require_key="k", models=["extra", "text-embed-x", "gpt-sim"], instant=True
+        write(tmp_path, EXAMPLE),
+        seed=9,
+        require_key="k",
+        models=["extra", "text-embed-x", "gpt-sim"],
+        instant=True,
     )
     assert (config.seed, config.require_key, config.instant) == (9, "k", True)
     assert config.models["extra"].kind == "chat"

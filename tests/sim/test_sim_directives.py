@@ -30,7 +30,9 @@ def test_all_keys_parse() -> None:
 
 
 def test_later_directives_win() -> None:
-    assert parse("[[sim output_tokens=1 tps=5]] and [[sim output_tokens=2]]") == Directives(output_tokens=2, tps=5.0)
+    assert parse("[[sim output_tokens=1 tps=5]] and [[sim output_tokens=2]]") == Directives(
+        output_tokens=2, tps=5.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,14 @@ def test_last_user_text_reads_both_content_shapes() -> None:
     messages = [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {}}, {"type": "text", "text": "b"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "a"},
+                {"type": "image", "source": {}},
+                {"type": "text", "text": "b"},
+            ],
+        },
         {"role": "tool", "content": "result"},
     ]
     assert last_user_text(messages) == "a b"

@@ -69,7 +69,10 @@ def test_fault_rate_is_seeded() -> None:
 
 def test_outage_windows_follow_the_clock() -> None:
     clock = ManualClock()
-    outages = [Outage(model="a", start_s=30, duration_s=10, status=503, retry_after=5), Outage(start_s=100, duration_s=1, status=429)]
+    outages = [
+        Outage(model="a", start_s=30, duration_s=10, status=503, retry_after=5),
+        Outage(start_s=100, duration_s=1, status=429),
+    ]
     faults = board(clock, outages=outages)
     assert faults.decide("a", ModelConfig()) == (None, 0.0)
     clock.advance(30)
@@ -82,7 +85,11 @@ def test_outage_windows_follow_the_clock() -> None:
 
 
 def test_background_rates_are_seeded_and_proportional() -> None:
-    model = ModelConfig(faults=FaultRates(error_rate=0.1, error_status=502, overloaded_rate=0.1, truncate_rate=0.1, after_chunks=2))
+    model = ModelConfig(
+        faults=FaultRates(
+            error_rate=0.1, error_status=502, overloaded_rate=0.1, truncate_rate=0.1, after_chunks=2
+        )
+    )
 
     def outcomes() -> list[Action | None]:
         faults = board(ManualClock())
@@ -90,7 +97,10 @@ def test_background_rates_are_seeded_and_proportional() -> None:
 
     first = outcomes()
     assert first == outcomes()
-    counts = {mode: sum(1 for a in first if a is not None and a.mode == mode) for mode in ("error", "overloaded", "truncate")}
+    counts = {
+        mode: sum(1 for a in first if a is not None and a.mode == mode)
+        for mode in ("error", "overloaded", "truncate")
+    }
     assert all(60 < n < 140 for n in counts.values()), counts
     assert Action("error", 502) in first and Action("truncate", 200, None, 2) in first
 
@@ -98,7 +108,10 @@ def test_background_rates_are_seeded_and_proportional() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"mode": "explode"}, "mode: expected one of error, rate_limit, overloaded, hang, truncate, slow, got 'explode'"),
+        (
+            {"mode": "explode"},
+            "mode: expected one of error, rate_limit, overloaded, hang, truncate, slow, got 'explode'",
+        ),
         ({"mode": "error", "model": "zzz"}, "model: 'zzz' is not served here (use a model name or '*')"),
         ({"mode": "error", "status": 200}, "status: expected a number between 400 and 599, got 200"),
         ({"mode": "error", "rate": 2}, "rate: expected a number between 0 and 1, got 2"),

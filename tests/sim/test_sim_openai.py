@@ -16,7 +16,10 @@ from fleetplane.telemetry.tokens import count_openai_chat, count_text
 
 TOOLS: list[Any] = [
     {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_TOOL_SCHEMA}},
-    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}},
+    {
+        "type": "function",
+        "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+    },
 ]
 
 
@@ -59,7 +62,9 @@ def test_output_tokens_directive_and_length_cap(fresh_sim: SimProcess) -> None:
     exact = c.chat.completions.create(model="sim-gpt", messages=ask("[[sim output_tokens=33]]"))
     assert exact.usage is not None and exact.usage.completion_tokens == 33
     assert exact.choices[0].finish_reason == "stop"
-    capped = c.chat.completions.create(model="sim-gpt", messages=ask("[[sim output_tokens=33]]"), max_tokens=10)
+    capped = c.chat.completions.create(
+        model="sim-gpt", messages=ask("[[sim output_tokens=33]]"), max_tokens=10
+    )
     assert capped.usage is not None and capped.usage.completion_tokens == 10
     assert capped.choices[0].finish_reason == "length"
     text = exact.choices[0].message.content or ""
@@ -76,7 +81,9 @@ def test_stop_sequence_cuts_the_reply(fresh_sim: SimProcess) -> None:
     full = c.chat.completions.create(model="sim-gpt", messages=ask("[[sim output_tokens=60]]"))
     text = full.choices[0].message.content or ""
     stop = text.split(" ")[5]
-    cut = c.chat.completions.create(model="sim-gpt", messages=ask("[[sim output_tokens=60]]"), stop=[" " + stop])
+    cut = c.chat.completions.create(
+        model="sim-gpt", messages=ask("[[sim output_tokens=60]]"), stop=[" " + stop]
+    )
     content = cut.choices[0].message.content or ""
     assert content == text[: text.index(" " + stop)]
     assert cut.choices[0].finish_reason == "stop"
@@ -167,7 +174,9 @@ def test_tool_call(fresh_sim: SimProcess) -> None:
     assert call.id.startswith("call_") and len(call.id) == 29
     arguments = json.loads(call.function.arguments)
     assert problems(arguments, WEATHER_TOOL_SCHEMA) == []
-    expected = count_text("get_weather", encoding="o200k_base") + count_text(call.function.arguments, encoding="o200k_base")
+    expected = count_text("get_weather", encoding="o200k_base") + count_text(
+        call.function.arguments, encoding="o200k_base"
+    )
     assert reply.usage is not None and reply.usage.completion_tokens == expected
 
 
@@ -182,7 +191,9 @@ def test_tool_choice_forces_and_none_disables(fresh_sim: SimProcess) -> None:
     calls = forced.choices[0].message.tool_calls or []
     assert [call.function.name for call in calls] == ["get_time"]
     assert calls[0].function.arguments == "{}"
-    none = c.chat.completions.create(model="sim-gpt", messages=ask("what time"), tools=TOOLS, tool_choice="none")
+    none = c.chat.completions.create(
+        model="sim-gpt", messages=ask("what time"), tools=TOOLS, tool_choice="none"
+    )
     assert none.choices[0].message.tool_calls is None
     assert none.choices[0].finish_reason == "stop"
 
@@ -199,7 +210,9 @@ def test_after_a_tool_result_the_model_answers(fresh_sim: SimProcess) -> None:
     answer = c.chat.completions.create(model="sim-gpt", messages=messages, tools=TOOLS)
     assert answer.choices[0].finish_reason == "stop"
     assert answer.choices[0].message.content
-    required = c.chat.completions.create(model="sim-gpt", messages=messages, tools=TOOLS, tool_choice="required")
+    required = c.chat.completions.create(
+        model="sim-gpt", messages=messages, tools=TOOLS, tool_choice="required"
+    )
     assert required.choices[0].finish_reason == "tool_calls"
 
 
@@ -209,7 +222,11 @@ def test_streamed_tool_call_matches_the_plain_one(fresh_sim: SimProcess) -> None
     plain = c.chat.completions.create(model="sim-gpt", messages=messages, tools=TOOLS)
     chunks = list(
         c.chat.completions.create(
-            model="sim-gpt", messages=messages, tools=TOOLS, stream=True, stream_options={"include_usage": True}
+            model="sim-gpt",
+            messages=messages,
+            tools=TOOLS,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     )
     deltas = [ch.choices[0].delta for ch in chunks if ch.choices]
@@ -292,7 +309,9 @@ def test_unknown_model_is_404_model_not_found(fresh_sim: SimProcess) -> None:
 
 
 def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(sim.url(path), content=content, headers={"content-type": "application/json", **(headers or {})})
+    return httpx.post(
+        sim.url(path), content=content, headers={"content-type": "application/json", **(headers or {})}
+    )
 
 
 @pytest.mark.parametrize(
@@ -302,8 +321,10 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
             b"{not json",
             400,
             {
-                "message": "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-                "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was "
+                "message": "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't "
+                "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+                "sent was "
                 "not valid JSON.)",
                 "type": "invalid_request_error",
                 "param": None,
@@ -313,7 +334,12 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
         (
             b'{"messages": []}',
             400,
-            {"message": "you must provide a model parameter", "type": "invalid_request_error", "param": None, "code": None},
+            {
+                "message": "you must provide a model parameter",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            },
         ),
         (
             b'{"model": "sim-gpt"}',
@@ -329,7 +355,8 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
             b'{"model": "sim-gpt", "messages": []}',
             400,
             {
-                "message": "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
+                "message": "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an "
                 "empty array instead.",
                 "type": "invalid_request_error",
                 "param": "messages",
@@ -350,7 +377,8 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
             b'{"model": "sim-gpt", "messages": [{"role": "user", "content": "x"}], "n": 0}',
             400,
             {
-                "message": "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+                "message": "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 "
+                "instead.",
                 "type": "invalid_request_error",
                 "param": "n",
                 "code": "integer_below_min_value",
@@ -367,17 +395,20 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
             },
         ),
         (
-            b'{"model": "sim-gpt", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}',
+            b'{"model": "sim-gpt", "messages": [{"role": "user", "content": "x"}], "tool_choice": '
+            b'"required"}',
             400,
             {
-                "message": "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                "message": "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.",
                 "type": "invalid_request_error",
                 "param": "tool_choice",
                 "code": "invalid_value",
             },
         ),
         (
-            b'{"model": "sim-gpt", "messages": [{"role": "user", "content": "x [[sim output_tokens=lots]]"}]}',
+            b'{"model": "sim-gpt", "messages": [{"role": "user", "content": "x [[sim '
+            b'output_tokens=lots]]"}]}',
             400,
             {
                 "message": "sim directive output_tokens=lots: expected a whole number",
@@ -390,17 +421,21 @@ def post(sim: SimProcess, path: str, content: bytes, headers: dict[str, str] | N
             b'{"model": "sim-embed", "messages": [{"role": "user", "content": "x"}]}',
             400,
             {
-                "message": "The model `sim-embed` is an embeddings model and cannot be used with this endpoint.",
+                "message": "The model `sim-embed` is an embeddings model and cannot be used with this "
+                "endpoint.",
                 "type": "invalid_request_error",
                 "param": "model",
                 "code": None,
             },
         ),
         (
-            b'{"model": "sim-tiny-context", "messages": [{"role": "user", "content": "' + b"word " * 40 + b'"}]}',
+            b'{"model": "sim-tiny-context", "messages": [{"role": "user", "content": "'
+            + b"word " * 40
+            + b'"}]}',
             400,
             {
-                "message": "This model's maximum context length is 20 tokens. However, your messages resulted in "
+                "message": "This model's maximum context length is 20 tokens. However, your messages "
+                "resulted in "
                 "48 tokens. Please reduce the length of the messages.",
                 "type": "invalid_request_error",
                 "param": "messages",
@@ -451,7 +486,8 @@ def test_bad_chat_requests(fresh_sim: SimProcess, body: bytes, status: int, erro
         (
             b'{"model": "sim-embed", "input": "x", "dimensions": 65}',
             {
-                "message": "Invalid 'dimensions': integer above maximum value. Expected a value <= 64, but got 65 "
+                "message": "Invalid 'dimensions': integer above maximum value. Expected a value <= 64, "
+                "but got 65 "
                 "instead.",
                 "type": "invalid_request_error",
                 "param": "dimensions",

@@ -106,9 +106,20 @@ def test_anthropic_headers() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (0.0004, "1ms"), (0.02, "20ms"), (1, "1s"), (1.5, "1.5s"), (59.9985, "59.999s"), (59.9994, "1m0s"), (60, "1m0s"),
-     (360, "6m0s"), (90.25, "1m30.25s"), (3723, "1h2m3s")],
-)  # fmt: skip
+    [
+        (0, "0s"),
+        (0.0004, "1ms"),
+        (0.02, "20ms"),
+        (1, "1s"),
+        (1.5, "1.5s"),
+        (59.9985, "59.999s"),
+        (59.9994, "1m0s"),
+        (60, "1m0s"),
+        (360, "6m0s"),
+        (90.25, "1m30.25s"),
+        (3723, "1h2m3s"),
+    ],
+)
 def test_go_duration(seconds: float, text: str) -> None:
     assert go_duration(seconds) == text
 

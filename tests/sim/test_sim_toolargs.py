@@ -6,11 +6,10 @@ import random
 from typing import Any
 
 import pytest
-
-from fleetplane.sim.toolargs import generate_arguments
-
 from sim_schema_check import problems
 from sim_support import WEATHER_TOOL_SCHEMA
+
+from fleetplane.sim.toolargs import generate_arguments
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "weather": WEATHER_TOOL_SCHEMA,
@@ -30,14 +29,43 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "nothing": {"type": "null"},
             "maybe": {"type": ["integer", "null"], "maximum": -5},
             "fixed": {"const": "v1"},
-            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "minItems": 2, "maxItems": 4},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["a", "b"]},
+                "minItems": 2,
+                "maxItems": 4,
+            },
             "either": {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 3, "maximum": 3}]},
-            "nested": {"type": "object", "properties": {"deep": {"$ref": "#/$defs/leaf"}}, "required": ["deep"]},
-            "merged": {"allOf": [{"$ref": "#/$defs/leaf"}, {"properties": {"extra": {"type": "boolean"}}, "required": ["extra"]}]},
+            "nested": {
+                "type": "object",
+                "properties": {"deep": {"$ref": "#/$defs/leaf"}},
+                "required": ["deep"],
+            },
+            "merged": {
+                "allOf": [
+                    {"$ref": "#/$defs/leaf"},
+                    {"properties": {"extra": {"type": "boolean"}}, "required": ["extra"]},
+                ]
+            },
         },
         "required": [
-            "name", "code", "when", "day", "email", "id", "link", "ratio", "count", "flag", "nothing", "maybe",
-            "fixed", "tags", "either", "nested", "merged",
+            "name",
+            "code",
+            "when",
+            "day",
+            "email",
+            "id",
+            "link",
+            "ratio",
+            "count",
+            "flag",
+            "nothing",
+            "maybe",
+            "fixed",
+            "tags",
+            "either",
+            "nested",
+            "merged",
         ],
         "$defs": {"leaf": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
     },
@@ -49,7 +77,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "$defs": {
             "node": {
                 "type": "object",
-                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+                "properties": {
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}
+                },
                 "required": ["children"],
             }
         },

@@ -91,7 +91,8 @@ def register(app: typer.Typer) -> None:
             loaded = load_config(file)
         except ConfigError as exc:
             fail(str(exc))
-        console.print(f"{file}: ok, {len(loaded.models)} model(s): {', '.join(loaded.models) or '(none)'}")
+        names = ", ".join(loaded.models) or "(none)"
+        console.print(f"{file}: ok, {len(loaded.models)} model(s): {names}", markup=False, soft_wrap=True)
 
     @group.command("default-config")
     def default_config() -> None:

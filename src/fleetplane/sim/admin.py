@@ -35,8 +35,16 @@ async def handle(state: SimState, req: Request) -> None:
     method, path = req.method, req.path.rstrip("/")
     now = state.clock.monotonic()
     if path == "/sim/health" and method == "GET":
-        await _reply(req, 200, {"status": "ok", "seed": state.seed, "models": list(state.config.models),
-                                "uptime_s": round(now - state.started, 3)})  # fmt: skip
+        await _reply(
+            req,
+            200,
+            {
+                "status": "ok",
+                "seed": state.seed,
+                "models": list(state.config.models),
+                "uptime_s": round(now - state.started, 3),
+            },
+        )
     elif path == "/sim/config" and method == "GET":
         await _reply(req, 200, state.config.model_dump(mode="json"))
     elif path == "/sim/faults" and method == "GET":

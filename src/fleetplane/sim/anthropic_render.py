@@ -118,8 +118,11 @@ class AnthropicDialect:
         else:
             block = {"type": "text", "text": ""} if choice.pieces else None
         if block is not None:
-            script.head.append(event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                             "content_block": block}))  # fmt: skip
+            script.head.append(
+                event(
+                    "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+                )
+            )
         script.head.append(event("ping", {"type": "ping"}))
         position = 0
         for piece, weight in zip(choice.pieces, choice.weights, strict=True):

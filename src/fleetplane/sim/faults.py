@@ -97,8 +97,17 @@ class FaultBoard:
         self._rng = random.Random(f"faults:{self.seed}")
 
     def add(self, spec: Mapping[str, Any]) -> Fault:
-        unknown = set(spec) - {"model", "mode", "status", "retry_after", "latency_ms", "after_chunks",
-                               "rate", "count", "duration"}  # fmt: skip
+        unknown = set(spec) - {
+            "model",
+            "mode",
+            "status",
+            "retry_after",
+            "latency_ms",
+            "after_chunks",
+            "rate",
+            "count",
+            "duration",
+        }
         if unknown:
             raise FaultSpecError(f"unknown field(s): {', '.join(sorted(unknown))}")
         mode = spec.get("mode")

@@ -52,8 +52,21 @@ _BODY_WORDS = """
 
 WORDS: tuple[str, ...] = tuple(" " + word for word in _BODY_WORDS.split())
 SENTENCE_STARTS: tuple[str, ...] = (
-    "The", "In", "This", "It", "One", "When", "Some", "These", "Most", "Many", "Each", "Then", "We", "Our",
-)  # fmt: skip
+    "The",
+    "In",
+    "This",
+    "It",
+    "One",
+    "When",
+    "Some",
+    "These",
+    "Most",
+    "Many",
+    "Each",
+    "Then",
+    "We",
+    "Our",
+)
 PUNCTUATION: tuple[str, ...] = (".", ",")
 
 # Fields that change how a reply is delivered or where it is cut, not what it says: a streamed and a plain

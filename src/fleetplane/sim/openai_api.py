@@ -281,8 +281,11 @@ async def embeddings(state: SimState, req: Request, base: list[Header]) -> None:
             raise invalid(str(exc), "input") from None
         input_tokens = count_embedding_input(body["input"])
         if input_tokens > model.context_window * len(texts):
-            raise invalid(f"This model's maximum context length is {model.context_window} tokens.", "input",
-                          "context_length_exceeded")  # fmt: skip
+            raise invalid(
+                f"This model's maximum context length is {model.context_window} tokens.",
+                "input",
+                "context_length_exceeded",
+            )
     except SimError as err:
         await send_error(state, req, dialect, err, model=model_name, headers=base)
         return

@@ -121,8 +121,10 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _watch_stdin(server: uvicorn.Server) -> None:
     def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(65536):
+        # os.read on the raw descriptor, not sys.stdin: a daemon thread blocked inside a buffered reader
+        # holds its lock, and the interpreter aborts at exit when it cannot take it.
+        with contextlib.suppress(OSError):
+            while os.read(0, 65536):
                 pass
         server.should_exit = True
 
@@ -137,7 +139,17 @@ def _pick(module: str, preferred: str, fallback: str) -> str:
     return preferred
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)
+
+
 def run(options: ServeOptions) -> None:
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the handler it
+        # found; this one turns it into a clean exit (0 for SIGTERM) instead of a death by signal or a
+        # KeyboardInterrupt traceback.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        signal.signal(signal.SIGINT, _exit_on_signal)
     if options.parent_pid is not None:
         _die_with_parent(options.parent_pid)
     # The encoding loads on first use (~0.1 s); pay for it before the first request, not during it.
