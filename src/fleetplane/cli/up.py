@@ -24,7 +24,7 @@ from fleetplane.cli.common import DatabaseURL, console, fail, now
 from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
-from fleetplane.manifests.kinds import Provider, VirtualKey
+from fleetplane.manifests.kinds import Provider, Team, VirtualKey
 from fleetplane.manifests.loader import load
 from fleetplane.server import build_app
 from fleetplane.sim.process import SimProcess
@@ -83,7 +83,7 @@ async def quickstart_key(store: Store, desired: DesiredState) -> tuple[str, str]
         if key.metadata.labels.get(QUICKSTART_LABEL) == "true" and await keys.get(key.name) is not None:
             await keys.set_secret(key.name, secret, now=now())
             return key.name, secret
-    teams = sorted((t.name, t.spec.organization) for t in desired.of_kind("Team"))
+    teams = sorted((t.name, t.spec.organization) for t in desired.of_kind(Team))
     if not teams:
         return None
     team, organization = teams[0]
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
                 "--redis-url",
                 envvar="FLEETPLANE_REDIS_URL",
                 show_envvar=True,
-                help="Share cache and cooldowns with other replicas through Redis [default: in-process].",
+                help="Share cache and cooldowns with other replicas through Redis (default: in-process).",
             ),
         ] = None,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",

@@ -53,7 +53,8 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
     async def flush(_: Request) -> Response:
         """Write queued usage records now (tests, and operators before reading spend)."""
         written = await runtime.ledger.flush()
-        return _json({"written": written, "pending": runtime.ledger.pending, "dropped": runtime.ledger.dropped})
+        ledger = runtime.ledger
+        return _json({"written": written, "pending": ledger.pending, "dropped": ledger.dropped})
 
     async def clear_cooldown(request: Request) -> Response:
         deployment = request.path_params["deployment"]

@@ -6,15 +6,15 @@ Built once per config generation and swapped atomically, so a request reads one 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from fleetplane.manifests.fields import Price, SecretRef
+from fleetplane.manifests.fields import Price
 from fleetplane.manifests.kinds import Manifest, Model, Provider
+from fleetplane.manifests.secrets import SecretUnavailable, read_secret
 from fleetplane.telemetry.cost import Rates
 
 log = logging.getLogger("fleetplane.gateway")
@@ -103,21 +103,6 @@ class GatewayConfig:
         return config
 
 
-def read_secret(ref: SecretRef) -> tuple[str | None, str | None]:
-    """(secret, None) or (None, why it could not be read)."""
-    if ref.env is not None:
-        value = os.environ.get(ref.env)
-        if not value:
-            return None, f"environment variable {ref.env} is not set"
-        return value.strip(), None
-    path = Path(ref.file or "")
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        return None, f"cannot read key file {path}: {exc.strerror or exc}"
-    return (value, None) if value else (None, f"key file {path} is empty")
-
-
 def _default_price_provider(spec_type: str, base_url: str) -> str | None:
     host = urlparse(base_url).hostname or ""
     if spec_type == "anthropic":
@@ -141,9 +126,11 @@ def _provider(doc: Provider, sim_url: str | None) -> ProviderRuntime:
         base_url = (spec.base_url or "").rstrip("/")
     api_key: str | None = None
     if spec.api_key is not None:
-        api_key, why = read_secret(spec.api_key)
-        if why:
-            unusable = f"provider {doc.name}: {why}"
+        try:
+            # The loader made a relative key file absolute; the working directory is the last resort.
+            api_key = read_secret(spec.api_key, base_dir=Path.cwd())
+        except SecretUnavailable as exc:
+            unusable = f"provider {doc.name}: {exc}"
     default_header = "x-api-key" if spec.api == "anthropic" else "authorization"
     return ProviderRuntime(
         name=doc.name,

@@ -136,7 +136,8 @@ def prepare(ctx: RequestContext, deployment: DeploymentRuntime) -> Exchange:
                 body["stream_options"] = options
             path = _PATHS["embeddings" if ctx.operation == "embeddings" else "chat"]
     except TranslationError as exc:
-        raise GatewayError("invalid_request", exc.message, param=exc.param, code="unsupported_parameter") from exc
+        code = "unsupported_parameter"
+        raise GatewayError("invalid_request", exc.message, param=exc.param, code=code) from exc
     body["model"] = deployment.model
     url = provider.base_url + path if upstream_api == "openai" else _anthropic_url(provider.base_url)
     if provider.query:

@@ -67,7 +67,8 @@ def parse(raw: bytes, operation: str) -> Parsed:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        raise _invalid(f"Request body is not valid JSON (error at {where}); expected a JSON object.", None) from None
+        message = f"Request body is not valid JSON (error at {where}); expected a JSON object."
+        raise _invalid(message, None) from None
     if not isinstance(body, dict):
         raise _invalid(f"Request body must be a JSON object, found {_type_name(body)}.", None)
     model = body.get("model")

@@ -15,6 +15,7 @@ from pathlib import Path
 from fleetplane.manifests.desired import DesiredState, Origin, Skipped
 from fleetplane.manifests.document import KINDS, Manifest
 from fleetplane.manifests.errors import ManifestError, ManifestErrors
+from fleetplane.manifests.provider import Provider
 from fleetplane.manifests.references import Declared, check_references
 from fleetplane.manifests.source import YamlDocument, read_yaml
 from fleetplane.manifests.validate import is_manifest, validate_document
@@ -65,7 +66,7 @@ def load(path: str | Path) -> DesiredState:
         order = {str(file): i for i, (file, _) in enumerate(files)}
         errors.sort(key=lambda e: (order.get(e.file, len(order)), e.line, e.column))
         raise ManifestErrors(errors)
-    entries = [(m, _origin(doc, rel)) for m, doc, rel in valid]
+    entries = [(_anchor(m, doc.path.parent), _origin(doc, rel)) for m, doc, rel in valid]
     return DesiredState(directory, entries, skipped=skipped, files=[str(f) for f, _ in files])
 
 
@@ -113,6 +114,18 @@ def _duplicate(doc: YamlDocument, first: YamlDocument, identity: tuple[str, str]
     there = first.locate(("metadata", "name"))
     problem = f"{ref} is defined twice; first at {first.file}:{there.line}:{there.column}"
     return ManifestError(doc.file, at.line, at.column, ref, "metadata.name", problem=problem)
+
+
+def _anchor(manifest: Manifest, base: Path) -> Manifest:
+    """A provider's key file is read by every server at run time, far from the directory it was written
+    in: a relative path is made absolute against the manifest's directory, as `apply` reads key files."""
+    if isinstance(manifest, Provider) and manifest.spec.api_key and manifest.spec.api_key.file:
+        file = Path(manifest.spec.api_key.file)
+        if not file.is_absolute():
+            key = manifest.spec.api_key.model_copy(update={"file": str((base / file).resolve())})
+            spec = manifest.spec.model_copy(update={"api_key": key})
+            return manifest.model_copy(update={"spec": spec})
+    return manifest
 
 
 def _origin(doc: YamlDocument, rel: str) -> Origin:
