@@ -38,7 +38,9 @@ GatewayFactory = Callable[..., GatewayUnderTest]
 def make_gateway(tmp_path: Path, sim: SimProcess) -> Iterator[GatewayFactory]:
     started: list[GatewayUnderTest] = []
 
-    def make(database_url: str | None = None, *, redis_url: str | None = None, **fleet: str) -> GatewayUnderTest:
+    def make(
+        database_url: str | None = None, *, redis_url: str | None = None, **fleet: str
+    ) -> GatewayUnderTest:
         url = database_url or f"sqlite:///{tmp_path / f'gw{len(started)}.db'}"
         max_body = fleet.pop("max_body", None)
         fleet_dir = write_fleet(tmp_path / f"fleet{len(started)}", **fleet)

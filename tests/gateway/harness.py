@@ -171,7 +171,9 @@ class GatewayUnderTest:
                 from fleetplane.store.tables import usage_records
 
                 async with store.engine.connect() as conn:
-                    ids = (await conn.execute(select(usage_records.c.request_id).order_by(usage_records.c.id))).all()
+                    ids = (
+                        await conn.execute(select(usage_records.c.request_id).order_by(usage_records.c.id))
+                    ).all()
                 repo = UsageRepository(store)
                 return [r for (rid,) in ids if (r := await repo.get(rid)) is not None]
             finally:
@@ -193,7 +195,12 @@ class GatewayUnderTest:
 
 
 def start_gateway(
-    fleet_dir: Path, database_url: str, sim_url: str, *, redis_url: str | None = None, max_body: int | None = None
+    fleet_dir: Path,
+    database_url: str,
+    sim_url: str,
+    *,
+    redis_url: str | None = None,
+    max_body: int | None = None,
 ) -> GatewayUnderTest:
     desired = load(fleet_dir)
 
@@ -209,7 +216,9 @@ def start_gateway(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = GatewaySettings(redis_url=redis_url, sim_urls={"sim": sim_url, "sim-anthropic": sim_url}, config_poll=0.5)
+    settings = GatewaySettings(
+        redis_url=redis_url, sim_urls={"sim": sim_url, "sim-anthropic": sim_url}, config_poll=0.5
+    )
     if max_body is not None:
         settings.max_body = max_body
     server_box: dict[str, uvicorn.Server] = {}
@@ -248,4 +257,6 @@ def start_gateway(
         if errors:
             raise RuntimeError(f"the gateway did not start: {errors}")
         threading.Event().wait(0.01)
-    return GatewayUnderTest(url=url, keys=keys, database_url=database_url, server=server, thread=thread, errors=errors)
+    return GatewayUnderTest(
+        url=url, keys=keys, database_url=database_url, server=server, thread=thread, errors=errors
+    )

@@ -82,15 +82,21 @@ def test_stream_with_include_usage_charges_the_same_as_non_streamed(gateway: Gat
 
 @pytest.mark.anyio
 async def test_async_client(gateway: GatewayUnderTest) -> None:
-    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=gateway.keys["full"], max_retries=0) as aclient:
+    async with openai.AsyncOpenAI(
+        base_url=gateway.v1, api_key=gateway.keys["full"], max_retries=0
+    ) as aclient:
         completion = await aclient.chat.completions.create(
             model="solo", messages=[{"role": "user", "content": "async [[sim output_tokens=4]]"}]
         )
         assert completion.usage is not None and completion.usage.completion_tokens == 4
         stream = await aclient.chat.completions.create(
-            model="solo", messages=[{"role": "user", "content": "async stream [[sim output_tokens=4]]"}], stream=True
+            model="solo",
+            messages=[{"role": "user", "content": "async stream [[sim output_tokens=4]]"}],
+            stream=True,
         )
-        pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+        pieces = [
+            c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content
+        ]
         assert len("".join(pieces).split()) == 4
 
 
@@ -98,7 +104,9 @@ async def test_async_client(gateway: GatewayUnderTest) -> None:
 def test_tool_calls(gateway: GatewayUnderTest, model: str) -> None:
     """Through an OpenAI upstream, and translated to and from an Anthropic one."""
     completion = client(gateway).chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER]  # type: ignore[list-item]
+        model=model,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -110,7 +118,9 @@ def test_tool_calls(gateway: GatewayUnderTest, model: str) -> None:
 @pytest.mark.parametrize("model", ["chain", "claude"])
 def test_streamed_tool_calls(gateway: GatewayUnderTest, model: str) -> None:
     with client(gateway).chat.completions.stream(
-        model=model, messages=[{"role": "user", "content": "Weather in Oslo?"}], tools=[WEATHER]  # type: ignore[list-item]
+        model=model,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
     ) as stream:
         final = stream.get_final_completion()
     [call] = final.choices[0].message.tool_calls or []
@@ -120,7 +130,11 @@ def test_streamed_tool_calls(gateway: GatewayUnderTest, model: str) -> None:
 
 def test_chat_through_an_anthropic_upstream_is_translated_and_charged(gateway: GatewayUnderTest) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="claude", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi [[sim output_tokens=6]]"}]
+        model="claude",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi [[sim output_tokens=6]]"},
+        ],
     )
     completion = raw.parse()
     assert raw.headers["x-fleetplane-deployment"] == "sim-anthropic/sim-claude"
@@ -136,7 +150,9 @@ def test_embeddings_float_and_base64(gateway: GatewayUnderTest) -> None:
     assert [len(d.embedding) for d in default.data] == [32, 32]
     floats = c.embeddings.create(model="embed", input="alpha", encoding_format="float")
     assert floats.data[0].embedding == pytest.approx(default.data[0].embedding)
-    raw = c.with_options().embeddings.with_raw_response.create(model="embed", input="alpha", encoding_format="base64")
+    raw = c.with_options().embeddings.with_raw_response.create(
+        model="embed", input="alpha", encoding_format="base64"
+    )
     encoded = raw.http_response.json()["data"][0]["embedding"]
     decoded = struct.unpack("<32f", base64.b64decode(encoded))
     assert list(decoded) == pytest.approx(floats.data[0].embedding, abs=1e-6)

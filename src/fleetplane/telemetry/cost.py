@@ -70,7 +70,9 @@ def _catalogue_price(provider_id: str | None, model: str) -> Any:
     from genai_prices import Usage, calc_price
 
     try:
-        return calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id).model_price
+        return calc_price(
+            Usage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id
+        ).model_price
     except (LookupError, ValueError):
         return None
 
@@ -79,7 +81,9 @@ def catalogue_knows(provider_id: str | None, model: str) -> bool:
     return _catalogue_price(provider_id, model) is not None
 
 
-def cost_usd(usage: TokenUsage, *, model: str, rates: Rates | None = None, provider_id: str | None = None) -> Decimal:
+def cost_usd(
+    usage: TokenUsage, *, model: str, rates: Rates | None = None, provider_id: str | None = None
+) -> Decimal:
     """Declared rates win; otherwise the catalogue; a model neither knows costs 0 (and is reported so)."""
     if rates is not None:
         return rates.cost(usage)
