@@ -47,13 +47,13 @@ class AnthropicDialect:
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
 
-    def render_error(self, err: SimError) -> tuple[int, dict[str, Any], list[Header]]:
+    def render_error(self, err: SimError) -> tuple[int, dict[str, Any]]:
         body = {
             "type": "error",
             "error": {"type": _TYPES[err.kind], "message": err.message},
             "request_id": self.request_id,
         }
-        return err.status, body, []
+        return err.status, body
 
     def limit_headers(self, limiter: ModelLimiter) -> list[Header]:
         return limiter.anthropic_headers()

@@ -50,10 +50,6 @@ class Request:
         self.body = b"".join(chunks)
         return self.body
 
-    def json(self) -> Any:
-        """The body parsed as JSON; raises `orjson.JSONDecodeError` (a ValueError) when it is not."""
-        return orjson.loads(self.body)
-
 
 async def send_bytes(
     send: Send, status: int, body: bytes, content_type: bytes, headers: Headers = ()

@@ -31,7 +31,7 @@ CLIENT_CLOSED = 499
 
 
 class Dialect(Protocol):
-    def render_error(self, err: SimError) -> tuple[int, dict[str, Any], list[Header]]: ...
+    def render_error(self, err: SimError) -> tuple[int, dict[str, Any]]: ...
 
     def limit_headers(self, limiter: ModelLimiter) -> list[Header]: ...
 
@@ -89,8 +89,8 @@ async def send_error(
     model: str | None = None,
     headers: list[Header] | None = None,
 ) -> None:
-    status, payload, extra = dialect.render_error(err)
-    out = [*(headers or ()), *extra]
+    status, payload = dialect.render_error(err)
+    out = list(headers or ())
     if model is not None and model in state.limiters:
         out += dialect.limit_headers(state.limiters[model])
     if err.retry_after is not None:

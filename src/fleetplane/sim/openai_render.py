@@ -41,7 +41,7 @@ class OpenAIDialect:
         self.state = state
         self.include_usage = include_usage
 
-    def render_error(self, err: SimError) -> tuple[int, dict[str, Any], list[Header]]:
+    def render_error(self, err: SimError) -> tuple[int, dict[str, Any]]:
         if err.kind == "rate_limit":
             # OpenAI's 429 names the exhausted limit in `type` ("requests" or "tokens").
             kind_type = err.limit or "requests"
@@ -49,7 +49,7 @@ class OpenAIDialect:
         else:
             kind_type, code = _TYPES[err.kind], err.code
         body = {"error": {"message": err.message, "type": kind_type, "param": err.param, "code": code}}
-        return err.status, body, []
+        return err.status, body
 
     def limit_headers(self, limiter: ModelLimiter) -> list[Header]:
         return limiter.openai_headers()
@@ -124,7 +124,7 @@ class OpenAIDialect:
             "choices": rendered,
             "usage": self._usage(chat.input_tokens, sum(c.output_tokens for c in choices)),
             "service_tier": "default",
-            "system_fingerprint": "fp_fleetplane_sim",
+            "system_fingerprint": FINGERPRINT,
         }
 
     def script(self, chat: ChatRequest, choices: list[Choice]) -> StreamScript:
@@ -134,7 +134,7 @@ class OpenAIDialect:
             "created": int(self.state.clock.now()),
             "model": chat.name,
             "service_tier": "default",
-            "system_fingerprint": "fp_fleetplane_sim",
+            "system_fingerprint": FINGERPRINT,
             "choices": None,
         }
         if self.include_usage:

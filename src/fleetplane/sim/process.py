@@ -31,6 +31,9 @@ from typing import IO, Any, Self
 
 from fleetplane.sim.config import SimConfig
 
+# The simulator is on this machine: never send its traffic through an HTTP proxy from the environment.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class SimStartError(RuntimeError):
     """The simulator did not come up; the message carries its exit status and what it printed."""
@@ -188,7 +191,7 @@ class SimProcess:
     def _healthy(self, port: int) -> bool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         try:
-            with urllib.request.urlopen(f"http://{host}:{port}/sim/health", timeout=2) as response:
+            with _LOCAL.open(f"http://{host}:{port}/sim/health", timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -229,7 +232,7 @@ class SimProcess:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.url(path), data=data, method=method)
         request.add_header("content-type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with _LOCAL.open(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
     def stats(self) -> dict[str, Any]:
