@@ -7,6 +7,7 @@ import asyncio
 import socket
 import textwrap
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -48,7 +49,7 @@ spec: {organization: acme}
 apiVersion: fleetplane.dev/v1alpha1
 kind: Provider
 metadata: {name: sim}
-spec: {type: sim}
+spec: {type: sim, timeouts: {read: 2s}}
 ---
 apiVersion: fleetplane.dev/v1alpha1
 kind: Provider
@@ -159,8 +160,17 @@ class GatewayUnderTest:
     def flush(self) -> None:
         httpx.post(self.url + "/admin/gateway/flush", timeout=10).raise_for_status()
 
-    def usage(self) -> list[UsageRecord]:
-        """Every usage record written so far, oldest first."""
+    def usage(self, *, at_least: int = 0, timeout: float = 10.0) -> list[UsageRecord]:
+        """Every usage record written so far, oldest first; waits until `at_least` exist (a stream's
+        record is settled just after its last byte reached the client)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self._read_usage()
+            if len(records) >= at_least or time.monotonic() > deadline:
+                return records
+            time.sleep(0.05)
+
+    def _read_usage(self) -> list[UsageRecord]:
         self.flush()
 
         async def read() -> list[UsageRecord]:

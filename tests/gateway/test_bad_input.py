@@ -204,7 +204,9 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], str | None, int, dict[str, A
         {"model": "claude", "messages": HELLO, "n": 2},
         "full",
         400,
-        openai_error("n other than 1 is not supported by Anthropic deployments", "n", "unsupported_parameter"),
+        openai_error(
+            "n other than 1 is not supported by Anthropic deployments", "n", "unsupported_parameter"
+        ),
     ),
     (
         "messages-missing-max-tokens",

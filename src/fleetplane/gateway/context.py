@@ -63,12 +63,9 @@ class RequestContext:
 
     @property
     def fallback(self) -> bool:
-        """Whether the answer came from other than the first deployment tried."""
-        return (
-            self.served_by is not None
-            and bool(self.attempts)
-            and self.attempts[0].deployment is not self.served_by
-        )
+        """Whether the answer came from a later step of the chain than the first (a failure or a
+        cooldown of the primary deployments moved it there)."""
+        return self.served_by is not None and self.served_by not in self.group.chain[0]
 
     def remaining(self, now: float) -> float:
         return self.deadline - now

@@ -133,11 +133,7 @@ def _check_embedding_input(body: dict[str, Any]) -> None:
         raise _invalid("Missing required parameter: 'input'.", "input")
     if isinstance(value, str):
         return
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, str | int | list) for v in value)
-    ):
+    if isinstance(value, list) and value and all(isinstance(v, str | int | list) for v in value):
         return
     raise _invalid(
         "'input' must be a string, an array of strings or an array of token arrays, "

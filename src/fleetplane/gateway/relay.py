@@ -106,10 +106,13 @@ async def relay(
         else:
             complete = True
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        outcome = "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
-        detail = (
-            f"{stream.attempt.deployment.id}: the upstream stream stalled or broke ({type(exc).__name__})"
-        )
+        deployment = stream.attempt.deployment
+        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+            outcome = "timeout"
+            detail = f"{deployment.id}: the upstream stream stalled (nothing for {deployment.provider.read_timeout:g}s)"
+        else:
+            outcome = "connection"
+            detail = f"{deployment.id}: the upstream connection broke mid-stream ({type(exc).__name__})"
         yield error_event(ctx, "api_error", detail)
     except GatewayError as stop:
         outcome, detail = "cancelled", stop.message
