@@ -15,9 +15,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
-    from fleetplane.cli import keys, manifests, sim, up
+    from fleetplane.cli import keys, manifests, sim, up, usage
 
-    for group in (up, manifests, keys, sim):
+    for group in (up, manifests, keys, usage, sim):
         group.register(app)
 
 
