@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import SIM_CONFIG, GatewayUnderTest, start_gateway, write_fleet  # noqa: E402
+from harness import SIM_CONFIG, GatewayUnderTest, start_gateway, write_fleet
 
-from fleetplane.sim.process import SimProcess  # noqa: E402
+from fleetplane.sim.process import SimProcess
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ spec:
   timeout: {chain_timeout}
   cooldown: 30s
   deployments:
-    - {provider: sim, model: sim-large}
+    - {provider: sim, model: sim-large, timeout: 1s}
     - {provider: sim, model: sim-medium}
 ---
 apiVersion: fleetplane.dev/v1alpha1
@@ -122,6 +122,18 @@ spec:
   cooldown: 30s
   deployments: [{provider: sim, model: sim-medium}]
   cache: {mode: last-resort, ttl: 1h}
+---
+apiVersion: fleetplane.dev/v1alpha1
+kind: Model
+metadata: {name: split}
+spec:
+  family: sim-gpt
+  contextWindow: 32000
+  price: {input: 1.0, output: 2.0}
+  deployments:
+    - {provider: sim, model: sim-large, step: 0, weight: 3}
+    - {provider: sim, model: sim-medium, step: 0, weight: 1}
+    - {provider: sim, model: sim-small, step: 1}
 ---
 apiVersion: fleetplane.dev/v1alpha1
 kind: VirtualKey

@@ -179,7 +179,8 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], str | None, int, dict[str, A
         None,
         401,
         openai_error(
-            "No API key: send a fleetplane virtual key as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+            "No API key: send a fleetplane virtual key as 'Authorization: Bearer <key>' "
+            "or 'x-api-key: <key>'.",
             None,
             "missing_api_key",
             "authentication_error",

@@ -183,3 +183,28 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_event_and_is_charged_fo
     assert record.usage_source == "counted"
     assert record.output_tokens == len("".join(pieces).split()) > 0
     assert record.cost_usd > 0
+
+
+def test_a_deployment_slower_than_its_timeout_is_abandoned_for_the_next(
+    gateway: GatewayUnderTest, sim: SimProcess
+) -> None:
+    sim.add_fault("slow", "sim-large", latency_ms=4000)
+    response = chat(gateway)
+    assert response.status_code == 200
+    assert response.headers["x-fleetplane-deployment"] == "sim/sim-medium"
+    assert "sim/sim-large" in cooldowns(gateway)
+
+
+def test_deployments_of_one_step_share_traffic_by_weight(gateway: GatewayUnderTest, sim: SimProcess) -> None:
+    served_by = [chat(gateway, "split").headers["x-fleetplane-deployment"] for _ in range(200)]
+    large = served_by.count("sim/sim-large")
+    assert served_by.count("sim/sim-large") + served_by.count("sim/sim-medium") == 200
+    # weights 3:1 -> 150 expected; the band is four standard deviations of Binomial(200, 0.75)
+    assert 125 <= large <= 175
+    # when the whole first step rests, the next step serves
+    sim.add_fault("error", "sim-large", status=503)
+    sim.add_fault("error", "sim-medium", status=503)
+    chat(gateway, "split")
+    response = chat(gateway, "split")
+    assert response.headers["x-fleetplane-deployment"] == "sim/sim-small"
+    assert response.headers["x-fleetplane-fallback"] == "true"

@@ -163,5 +163,5 @@ def test_embeddings_float_and_base64(gateway: GatewayUnderTest) -> None:
 
 def test_models_lists_what_the_key_may_use(gateway: GatewayUnderTest) -> None:
     everything = {m.id for m in client(gateway).models.list()}
-    assert everything == {"chain", "solo", "claude", "embed", "cached", "rescue"}
+    assert everything == {"chain", "solo", "claude", "embed", "cached", "rescue", "split"}
     assert {m.id for m in client(gateway, "limited").models.list()} == {"solo"}

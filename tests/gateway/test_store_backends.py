@@ -11,7 +11,9 @@ import openai
 def test_usage_ledger_on_each_store(make_gateway: Any, database_url: str) -> None:
     gateway = make_gateway(database_url)
     oai = openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["full"], max_retries=0)
-    oai.chat.completions.create(model="chain", messages=[{"role": "user", "content": "a [[sim output_tokens=3]]"}])
+    oai.chat.completions.create(
+        model="chain", messages=[{"role": "user", "content": "a [[sim output_tokens=3]]"}]
+    )
     list(
         oai.chat.completions.create(
             model="solo", messages=[{"role": "user", "content": "b [[sim output_tokens=4]]"}], stream=True

@@ -20,7 +20,7 @@ import uvicorn
 from rich.panel import Panel
 from rich.table import Table
 
-from fleetplane.cli.common import DatabaseURL, console, fail, now
+from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
 from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
             desired = load(fleet)
         except ManifestErrors as errors:
             for error in errors.errors:
-                console.print(str(error), markup=False, soft_wrap=True)
+                err_console.print(str(error), markup=False, soft_wrap=True)
             fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
         asyncio.run(_serve(desired, host, port, database_url, redis_url, log_level))
         console.print("fleetplane stopped.")

@@ -109,7 +109,8 @@ async def relay(
         deployment = stream.attempt.deployment
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
             outcome = "timeout"
-            detail = f"{deployment.id}: the upstream stream stalled (nothing for {deployment.provider.read_timeout:g}s)"
+            silence = deployment.provider.read_timeout
+            detail = f"{deployment.id}: the upstream stream stalled (nothing for {silence:g}s)"
         else:
             outcome = "connection"
             detail = f"{deployment.id}: the upstream connection broke mid-stream ({type(exc).__name__})"
