@@ -272,7 +272,7 @@ def test_get_an_unknown_kind_lists_the_known_ones(cli: Invoke, workdir: Path) ->
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown kind 'agents'; known kinds: Customer, Model, Organization, Provider, Team, User, VirtualKey\n"
+        "error: unknown kind 'agents'; known kinds: Breaker, Customer, Model, Organization, Provider, Quota, Team, User, VirtualKey\n"
     )
 
 

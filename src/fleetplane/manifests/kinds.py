@@ -1,14 +1,18 @@
 """Every manifest kind, imported so each registers itself in `KINDS`."""
 
+from fleetplane.manifests.breaker import Breaker, BreakerSpec
 from fleetplane.manifests.document import API_VERSION, KINDS, Manifest
 from fleetplane.manifests.model import Deployment, Model, ModelSpec
 from fleetplane.manifests.provider import Provider, ProviderSpec
+from fleetplane.manifests.quota import Quota, QuotaSpec
 from fleetplane.manifests.tenancy import Customer, Organization, Team, User
 from fleetplane.manifests.virtual_key import VirtualKey, VirtualKeySpec
 
 __all__ = [
     "API_VERSION",
     "KINDS",
+    "Breaker",
+    "BreakerSpec",
     "Customer",
     "Deployment",
     "Manifest",
@@ -17,6 +21,8 @@ __all__ = [
     "Organization",
     "Provider",
     "ProviderSpec",
+    "Quota",
+    "QuotaSpec",
     "Team",
     "User",
     "VirtualKey",

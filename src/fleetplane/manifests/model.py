@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from fleetplane.manifests.document import Manifest, kind
 from fleetplane.manifests.fields import Duration, FieldError, Name, Price, Strict
+from fleetplane.manifests.limits import QuotaLimits
 
 
 class Deployment(Strict):
@@ -41,6 +42,7 @@ class ModelSpec(Strict):
     timeout: Duration = 600.0  # one deadline for the whole request, fallbacks and waits included
     cooldown: Duration = 5.0  # how long a failing deployment rests when the upstream gives no retry-after
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    quota: QuotaLimits | None = None  # shared by every request to this model group
 
     @model_validator(mode="after")
     def _steps_all_or_none(self) -> ModelSpec:

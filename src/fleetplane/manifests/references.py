@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetplane.manifests.errors import ManifestError, one_of, render_path
-from fleetplane.manifests.kinds import Customer, Manifest, Model, Provider, Team, User, VirtualKey
+from fleetplane.manifests.kinds import (
+    Breaker,
+    Customer,
+    Manifest,
+    Model,
+    Provider,
+    Quota,
+    Team,
+    User,
+    VirtualKey,
+)
 from fleetplane.manifests.source import YamlDocument
 
 _PATTERN_CHARS = set("*?[")
@@ -85,7 +95,40 @@ def check_references(
             checker.exists(m, doc, ("spec", "organization"), "Organization", m.spec.organization)
         elif isinstance(m, VirtualKey):
             _check_key(checker, m, doc)
+        elif isinstance(m, Quota):
+            _check_target(checker, m, doc, m.spec.target.fields())
+        elif isinstance(m, Breaker):
+            _check_target(checker, m, doc, {m.spec.target.level: m.spec.target.value})
     return checker.errors
+
+
+# What a target's field names: the kind whose name it must be ("agent" is a free label until agents exist).
+_TARGET_KINDS = {
+    "organization": "Organization",
+    "team": "Team",
+    "user": "User",
+    "customer": "Customer",
+    "key": "VirtualKey",
+}
+
+
+def _check_target(checker: _Checker, m: Manifest, doc: YamlDocument, fields: dict[str, str]) -> None:
+    for field_name, value in fields.items():
+        if value == "*":
+            continue
+        loc = ("spec", "target", field_name)
+        if field_name in _TARGET_KINDS:
+            checker.exists(m, doc, loc, _TARGET_KINDS[field_name], value)
+        elif field_name == "model":
+            names = checker.declared.of("Model") | checker.declared.aliases
+            if value not in names:
+                problem, expected = _missing(
+                    f"no Model or alias named '{value}'", value, names, "no Model is defined"
+                )
+                checker.error(m, doc, loc, problem, expected)
+        elif field_name == "deployment":
+            provider = value.split("/", 1)[0]
+            checker.exists(m, doc, loc, "Provider", provider)
 
 
 def _check_provider(checker: _Checker, m: Provider, doc: YamlDocument) -> None:

@@ -12,12 +12,14 @@ from pydantic import Field
 
 from fleetplane.manifests.document import Manifest, kind
 from fleetplane.manifests.fields import Name, Strict
+from fleetplane.manifests.limits import QuotaLimits
 
 
 class OrganizationSpec(Strict):
     display_name: str | None = None
     # Calendar windows (dollars per day and per month) turn over at midnight in this time zone.
     time_zone: str = "UTC"
+    quota: QuotaLimits | None = None  # shared by every request of the organization
 
 
 @kind
@@ -30,6 +32,7 @@ class Organization(Manifest):
 class TeamSpec(Strict):
     organization: Name
     display_name: str | None = None
+    quota: QuotaLimits | None = None  # shared by every request of the team
 
 
 @kind
@@ -44,6 +47,7 @@ class UserSpec(Strict):
 
     team: Name
     email: str | None = None
+    quota: QuotaLimits | None = None
 
 
 @kind
@@ -58,6 +62,7 @@ class CustomerSpec(Strict):
 
     organization: Name
     display_name: str | None = None
+    quota: QuotaLimits | None = None
 
 
 @kind

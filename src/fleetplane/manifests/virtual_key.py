@@ -8,7 +8,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from fleetplane.manifests.document import Manifest, kind
-from fleetplane.manifests.fields import FieldError, Name, SecretRef, Strict
+from fleetplane.manifests.fields import Duration, FieldError, Name, SecretRef, Strict
+from fleetplane.manifests.limits import QuotaLimits
+
+
+class QuotaWait(Strict):
+    max: Duration = Field(gt=0)
+    priority: Literal["interactive", "batch"] = "interactive"
 
 
 class VirtualKeySpec(Strict):
@@ -22,6 +28,9 @@ class VirtualKeySpec(Strict):
     # it once; `fleetplane keys rotate` mints another.
     secret_ref: SecretRef | None = None
     expires_at: datetime | None = None
+    quota: QuotaLimits | None = None  # this key's own budget
+    # Instead of a 429 at once, wait up to `max` for quota to free up; interactive waits go first.
+    wait: QuotaWait | None = None
 
     @model_validator(mode="after")
     def _user_or_customer(self) -> VirtualKeySpec:
