@@ -1,0 +1,135 @@
+"""The shared quota store: counters, reservations and leases in Redis, every operation one Lua script
+call, so all gateway replicas admit against the same numbers and no interleaving can over-admit.
+
+Keys, all under one hash tag (`{quota}`) so that a Redis Cluster keeps them on one node:
+
+    <prefix>w:<limit key>     hash    t<bucket> = charged in that bucket, r<bucket> = of which reserved
+    <prefix>c:<limit key>     zset    open reservations holding a concurrency place, by lease deadline
+    <prefix>r:<reservation>   string  JSON record while open; a tombstone with a TTL once ended
+    <prefix>leases            zset    open reservations by lease deadline
+
+Scripts read Redis server time (TIME), never this replica's clock, unless `clock=` is given (tests): then
+that clock's time is passed in, so tests move time without sleeping. See docs/quotas-engine.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fleetplane.state.clock import SYSTEM_CLOCK, Clock
+from fleetplane.state.quota import codec
+from fleetplane.state.quota.lua import Scripts
+from fleetplane.state.quota.model import Charge, Decision, Limit, LimitUsage
+from fleetplane.state.quota.periods import PeriodCache
+from fleetplane.state.quota.store import UnknownReservation, check_admission
+
+DEFAULT_PREFIX = "fleetplane:{quota}:"
+
+
+class RedisQuotaStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        expire_per_admit: int = 4,
+        expire_batch: int = 100,
+        settled_ttl: float = 300.0,
+        timeout: float = 2.0,
+    ) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True
+        )
+        self._scripts = Scripts(self._redis)
+        self._clock = clock
+        self._args = codec.LimitArgs(prefix, PeriodCache())
+        self._leases = prefix + "leases"
+        self._records = prefix + "r:"
+        self._expire_per_admit = str(expire_per_admit)
+        self._expire_batch = expire_batch
+        self._settled_ms = str(max(1, int(settled_ttl * 1000)))
+
+    def _times(self) -> tuple[str, float]:
+        """The time argument for a script ('' = server time) and the local time for calendar bounds."""
+        if self._clock is None:
+            # Bounds come from this replica's clock; the script picks among them by server time.
+            return "", SYSTEM_CLOCK.now()
+        now = self._clock.now()
+        return repr(now), now
+
+    async def admit(
+        self, reservation_id: str, limits: Sequence[Limit], charge: Charge, *, lease: float
+    ) -> Decision:
+        check_admission(limits, lease)
+        when, now = self._times()
+        keys = [self._leases, self._records + reservation_id]
+        head = [reservation_id, when, codec.number(lease), self._expire_per_admit, self._settled_ms]
+        args = [*head, self._records, *codec.charge_args(charge)]
+        for limit in limits:
+            keys.append(self._args.key(limit))
+            args.extend(self._args.admission(limit, now))
+        reply = await self._scripts.run("admit", keys, args)
+        return codec.decision(reservation_id, reply, limits)
+
+    async def extend(self, reservation_id: str, delta: Charge) -> Decision:
+        when, _ = self._times()
+        reply = await self._scripts.run(
+            "extend", [self._records + reservation_id], [when, *codec.charge_args(delta)]
+        )
+        if int(reply[0]) == -1:
+            raise UnknownReservation(reservation_id)
+        return codec.decision(reservation_id, reply, None)
+
+    async def commit(self, reservation_id: str, used: Charge, *, lease: float | None = None) -> bool:
+        if lease is not None and not lease > 0:
+            raise ValueError(f"a lease must be > 0 seconds, not {lease!r}")
+        when, _ = self._times()
+        keys = [self._leases, self._records + reservation_id]
+        renewal = "" if lease is None else codec.number(lease)
+        args = [when, renewal, *codec.charge_args(used), self._records]
+        return bool(await self._scripts.run("commit", keys, args))
+
+    async def _end(self, reservation_id: str, final: Charge | None) -> bool:
+        when, _ = self._times()
+        keys = [self._leases, self._records + reservation_id]
+        args = [when, self._settled_ms, self._records]
+        args += ["committed"] if final is None else ["final", *codec.charge_args(final)]
+        return bool(await self._scripts.run("settle", keys, args))
+
+    async def settle(self, reservation_id: str, final: Charge) -> bool:
+        return await self._end(reservation_id, final)
+
+    async def release(self, reservation_id: str) -> bool:
+        return await self._end(reservation_id, None)
+
+    async def expire(self) -> int:
+        total = 0
+        while True:
+            # Batches keep each script short: Redis serves nobody else while one runs.
+            when, _ = self._times()
+            args = [when, str(self._expire_batch), self._records, self._settled_ms]
+            ended, seen = await self._scripts.run("expire", [self._leases], args)
+            total += int(ended)
+            if int(seen) < self._expire_batch:
+                return total
+
+    async def usage(self, limits: Sequence[Limit]) -> list[LimitUsage]:
+        if not limits:
+            return []
+        when, now = self._times()
+        args = [when]
+        for limit in limits:
+            args.extend(self._args.geometry(limit, now))
+        reply = await self._scripts.run("usage", [self._args.key(limit) for limit in limits], args)
+        out = []
+        for i, limit in enumerate(limits):
+            used, reserved, reset = reply[3 * i : 3 * i + 3]
+            after = None if reset == "" else float(reset)
+            out.append(LimitUsage(limit.key, limit.limit, float(used), float(reserved), after))
+        return out
+
+    async def close(self) -> None:
+        await self._redis.aclose()
