@@ -37,12 +37,21 @@ class RedisQuotaStore:
         expire_batch: int = 100,
         settled_ttl: float = 300.0,
         timeout: float = 2.0,
+        max_connections: int = 50,
     ) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True
+        # A blocking pool queues callers beyond `max_connections` (for at most `timeout`) instead of failing
+        # them: a burst of admissions must wait its turn, not turn into QuotaStoreUnavailable.
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            decode_responses=True,
         )
+        self._redis = redis.Redis(connection_pool=pool)
         self._scripts = Scripts(self._redis)
         self._clock = clock
         self._args = codec.LimitArgs(prefix, PeriodCache())
@@ -132,4 +141,4 @@ class RedisQuotaStore:
         return out
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
