@@ -47,3 +47,13 @@ def usd_per_month(
 def at(local: str, tz: str) -> float:
     """Epoch seconds of a local wall time, e.g. at("2024-03-31 12:00", "Europe/Berlin")."""
     return datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+
+def hammered_limits() -> list[Limit]:
+    """What the processes of the multi-process test share: tokens bind, the others are counted too."""
+    return [
+        tpm("org/acme/tpm", limit=20_000),
+        tpm("team/acme/tpm", limit=5_000),
+        rpm("team/acme/rpm", limit=1_000),
+        concurrent("team/acme/concurrent", limit=1_000),
+    ]

@@ -100,6 +100,9 @@ class MemoryQuotaStore:
         self._settled_ttl = settled_ttl
         self._periods = PeriodCache()
         self._windows: dict[str, dict[int, list[float]]] = {}  # limit key -> bucket -> [total, reserved]
+        # When each counter's last write leaves its window (as a Redis key's TTL): then the counter goes.
+        self._idle_at: dict[str, float] = {}
+        self._idle: list[tuple[float, str]] = []
         self._holders: dict[str, dict[str, float]] = {}  # concurrency key -> reservation -> lease deadline
         self._open: dict[str, _Reservation] = {}
         self._leases: list[tuple[float, str]] = []  # heap; stale entries (renewed, ended) are skipped
@@ -124,6 +127,9 @@ class MemoryQuotaStore:
                 held.append((idx, t))
             elif geo.stale(idx, cur):
                 del buckets[idx]
+        if not buckets:
+            # Idle counters go, so a million end users who each called once do not stay in memory.
+            self._windows.pop(limit.key, None)
         return _Look(limit, geo, total, reserved, requested, held, [], now)
 
     def _outlook(self, entries: Sequence[_Entry], now: float) -> tuple[dict[str, float], dict[str, float]]:
@@ -150,10 +156,10 @@ class MemoryQuotaStore:
             if e.geo is None:
                 continue
             m = e.limit.metric
-            new_pieces = reshape(e.pieces, res.held[m], held[m], e.geo.current(now))
+            cur = e.geo.current(now)
+            new_pieces = reshape(e.pieces, res.held[m], held[m], cur)
             before = contributions(e.pieces, res.held[m], res.committed[m])
             after = contributions(new_pieces, held[m], committed[m])
-            cur = e.geo.current(now)
             buckets = self._windows.setdefault(e.limit.key, {})
             for idx, dt, dr in changes(before, after):
                 if not e.geo.counts(idx, cur):
@@ -164,7 +170,14 @@ class MemoryQuotaStore:
                 if abs(cell[0]) <= EPS and abs(cell[1]) <= EPS:
                     del buckets[idx]
             e.pieces = new_pieces
+            if cur is not None:
+                self._touch(e.limit.key, e.geo.leaves_at(cur))
         res.held, res.committed = held, committed
+
+    def _touch(self, key: str, idle_at: float | None) -> None:
+        if idle_at is not None and self._idle_at.get(key, float("-inf")) < idle_at:
+            self._idle_at[key] = idle_at
+            heapq.heappush(self._idle, (idle_at, key))
 
     def _renew(self, res: _Reservation, deadline: float) -> None:
         res.deadline = deadline
@@ -194,6 +207,11 @@ class MemoryQuotaStore:
                 continue  # the lease was renewed or the reservation already ended
             self._end(res, dict(res.committed), now)
             ended += 1
+        while self._idle and self._idle[0][0] <= now:
+            idle_at, key = heapq.heappop(self._idle)
+            if self._idle_at.get(key) == idle_at:
+                del self._idle_at[key]
+                self._windows.pop(key, None)
         while self._settled_order and self._settled_order[0][0] <= now:
             _, rid = self._settled_order.popleft()
             item = self._settled.get(rid)
@@ -299,6 +317,8 @@ class MemoryQuotaStore:
 
     async def close(self) -> None:
         self._windows.clear()
+        self._idle_at.clear()
+        self._idle.clear()
         self._holders.clear()
         self._open.clear()
         self._leases.clear()
