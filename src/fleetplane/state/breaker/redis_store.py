@@ -1,0 +1,186 @@
+"""The Redis breaker store: one state shared by every gateway replica, one script call per operation.
+
+Time comes from the Redis server (`TIME`, inside the script) so replicas never compare their own
+clocks; a `Clock` given to the constructor replaces it (tests move time by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+from fleetplane.state.breaker.lua import SCRIPT
+from fleetplane.state.breaker.memory import check_observation
+from fleetplane.state.breaker.model import BreakerSnapshot, BreakerSpec, Status, TripRecord, Verdict
+from fleetplane.state.breaker.reasons import reason
+from fleetplane.state.breaker.store import BreakerStoreUnavailable
+from fleetplane.state.clock import Clock
+
+SNAPSHOT_BATCH = 64  # script calls in flight at once while listing every breaker
+
+
+def _num(x: float) -> str:
+    return repr(float(x))  # the shortest text that reads back as the same double (Lua's tonumber too)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_args(spec: BreakerSpec) -> tuple[str, ...]:
+    triggers = json.dumps([[t.name, t.kind, t.window] for t in spec.triggers], separators=(",", ":"))
+    return (
+        _num(spec.open_for),
+        _num(spec.max_open_for),
+        str(spec.half_open_probes),
+        str(spec.close_after),
+        _num(spec.probe_timeout),
+        _num(spec.idle_ttl),
+        triggers,
+    )
+
+
+def _record(row: Sequence[str]) -> TripRecord | None:
+    cause, name, kind, value, threshold, window, samples = row
+    if not cause:
+        return None
+    return TripRecord(
+        cause=cast(Any, cause),
+        trigger=name,
+        kind=cast(Any, kind),
+        value=float(value),
+        threshold=float(threshold),
+        window=float(window),
+        samples=float(samples),
+    )
+
+
+def _verdict(row: Sequence[str]) -> Verdict:
+    status, admitted, probe, retry_after = row[:4]
+    record = _record(row[4:11])
+    return Verdict(
+        status=cast(Status, status),
+        admitted=admitted == "1",
+        reason=reason(record) if record else None,
+        trigger=record.trigger if record else None,
+        retry_after=float(retry_after) if retry_after else None,
+        probe=probe == "1",
+    )
+
+
+class RedisBreakerStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        prefix: str = "fleetplane:",
+        timeout: float = 2.0,
+    ) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True
+        )
+        self._script = self._redis.register_script(SCRIPT)
+        self._clock = clock
+        self._prefix = prefix
+
+    def _keys(self, key: str) -> list[str]:
+        base = f"{self._prefix}breaker:{key}"
+        return [base, base + ":w", base + ":p", f"{self._prefix}breakers"]
+
+    async def _call(self, op: str, key: str, *args: str) -> Any:
+        now = "" if self._clock is None else _num(self._clock.now())
+        return await _guard(lambda: self._script(keys=self._keys(key), args=[op, now, key, *args]))
+
+    async def check(self, spec: BreakerSpec) -> Verdict:
+        return _verdict(await self._call("check", spec.key, *_spec_args(spec)))
+
+    async def observe(
+        self,
+        spec: BreakerSpec,
+        trigger: str,
+        amount: float,
+        *,
+        bad: bool = False,
+        sample: float = 1.0,
+        probe: bool = False,
+    ) -> Verdict:
+        t = spec.trigger(trigger)
+        check_observation(amount, sample)
+        row = await self._call(
+            "observe",
+            spec.key,
+            *_spec_args(spec),
+            t.name,
+            t.kind,
+            _num(t.window),
+            _num(t.threshold),
+            str(t.min_samples),
+            _num(amount),
+            "1" if bad else "0",
+            _num(sample),
+            "1" if probe else "0",
+        )
+        return _verdict(row)
+
+    async def probe_done(self, spec: BreakerSpec, *, good: bool) -> Verdict:
+        return _verdict(await self._call("probe_done", spec.key, *_spec_args(spec), "1" if good else "0"))
+
+    async def reset(self, key: str) -> bool:
+        return bool(await self._call("reset", key))
+
+    async def snapshot(self, keys: Sequence[str] | None = None) -> list[BreakerSnapshot]:
+        wanted = list(keys) if keys is not None else sorted(await _guard(self._all_keys))
+        out: list[BreakerSnapshot] = []
+        for start in range(0, len(wanted), SNAPSHOT_BATCH):
+            batch = wanted[start : start + SNAPSHOT_BATCH]
+            rows = await asyncio.gather(*(self._call("snapshot", key) for key in batch))
+            for key, row in zip(batch, rows, strict=True):
+                if row:
+                    out.append(_snapshot(key, row))
+                elif keys is not None:
+                    out.append(BreakerSnapshot(key, "closed", None, None, None, None, 0, {}))
+        return out
+
+    async def _all_keys(self) -> set[str]:
+        return cast(set[str], await self._redis.smembers(f"{self._prefix}breakers"))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _snapshot(key: str, row: Sequence[str]) -> BreakerSnapshot:
+    status, opened_at, retry_after, trips = row[:4]
+    record = _record(row[4:11])
+    pairs = row[11:]
+    return BreakerSnapshot(
+        key=key,
+        status=cast(Status, status),
+        reason=reason(record) if record else None,
+        trigger=record.trigger if record else None,
+        opened_at=float(opened_at) if opened_at else None,
+        retry_after=float(retry_after) if retry_after else None,
+        trips=int(float(trips)),
+        values={pairs[i]: float(pairs[i + 1]) for i in range(0, len(pairs), 2)},
+    )
+
+
+async def _guard(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Any failure to reach Redis becomes `BreakerStoreUnavailable`; a script error stays what it is."""
+    from redis import exceptions as rx
+
+    try:
+        return await call()
+    except (
+        rx.ConnectionError,  # includes refused, reset, auth and "loading" errors
+        rx.TimeoutError,
+        rx.ReadOnlyError,  # a replica after failover: the primary is gone for now
+        rx.OutOfMemoryError,
+        rx.MasterDownError,
+        rx.TryAgainError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise BreakerStoreUnavailable(f"breaker store unreachable: {exc}") from exc
