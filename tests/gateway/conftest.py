@@ -39,11 +39,11 @@ def make_gateway(tmp_path: Path, sim: SimProcess) -> Iterator[GatewayFactory]:
     started: list[GatewayUnderTest] = []
 
     def make(
-        database_url: str | None = None, *, redis_url: str | None = None, **fleet: str
+        database_url: str | None = None, *, redis_url: str | None = None, extra: str = "", **fleet: str
     ) -> GatewayUnderTest:
         url = database_url or f"sqlite:///{tmp_path / f'gw{len(started)}.db'}"
         max_body = fleet.pop("max_body", None)
-        fleet_dir = write_fleet(tmp_path / f"fleet{len(started)}", **fleet)
+        fleet_dir = write_fleet(tmp_path / f"fleet{len(started)}", extra, **fleet)
         limit = int(max_body) if max_body else None
         gateway = start_gateway(fleet_dir, url, sim.base_url, redis_url=redis_url, max_body=limit)
         started.append(gateway)

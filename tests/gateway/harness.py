@@ -147,8 +147,8 @@ spec: {team: support, models: [solo]}
 """
 
 
-def write_fleet(directory: Path, **values: str) -> Path:
-    text = FLEET
+def write_fleet(directory: Path, extra: str = "", **values: str) -> Path:
+    text = FLEET + ("---\n" + textwrap.dedent(extra) if extra else "")
     for name, value in {"chain_timeout": "10s", "solo_timeout": "10s", **values}.items():
         text = text.replace("{" + name + "}", value)
     directory.mkdir(parents=True, exist_ok=True)

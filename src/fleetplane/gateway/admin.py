@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fleetplane.gateway.app import GatewayRuntime
+from fleetplane.gateway.quota.report import quota_report
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -56,6 +57,9 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
         ledger = runtime.ledger
         return _json({"written": written, "pending": ledger.pending, "dropped": ledger.dropped})
 
+    async def quotas(_: Request) -> Response:
+        return _json({"quotas": await quota_report(runtime.config.quota_rules, runtime.quota)})
+
     async def clear_cooldown(request: Request) -> Response:
         deployment = request.path_params["deployment"]
         await runtime.cooldowns.clear(deployment)
@@ -65,5 +69,6 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
         Route("/admin/gateway/config", config, methods=["GET"]),
         Route("/admin/gateway/reload", reload, methods=["POST"]),
         Route("/admin/gateway/flush", flush, methods=["POST"]),
+        Route("/admin/quotas", quotas, methods=["GET"]),
         Route("/admin/gateway/cooldowns/{deployment:path}", clear_cooldown, methods=["DELETE"]),
     ]

@@ -22,12 +22,14 @@ from fleetplane.gateway.cooldown import Cooldowns
 from fleetplane.gateway.ledger import UsageLedger
 from fleetplane.gateway.parse import DEFAULT_MAX_BODY
 from fleetplane.gateway.policy import Policy, PolicyChain
+from fleetplane.gateway.quota.policy import QuotaPolicy
 from fleetplane.gateway.router import Router
 from fleetplane.gateway.service import Gateway
 from fleetplane.gateway.upstream.pool import UpstreamPool
 from fleetplane.manifests.kinds import KINDS, Manifest
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.state.kv import KV, open_kv
+from fleetplane.state.quota import open_quota_store
 from fleetplane.store.applied import AppliedRepository
 from fleetplane.store.db import Store
 from fleetplane.store.keys import KeyRepository
@@ -43,6 +45,10 @@ class GatewaySettings:
     # Where each `sim` provider's simulator listens (filled in by whoever started it).
     sim_urls: Mapping[str, str] = field(default_factory=dict)
     config_poll: float = 2.0
+    # How many gateway replicas share the quota store: in the `open` fail mode each admits limit ÷ replicas.
+    replicas: int = 1
+    quota_lease: float = 120.0
+    quota_sweep: float = 2.0
 
 
 async def load_applied(store: Store) -> tuple[int, list[Manifest]]:
@@ -70,6 +76,14 @@ class GatewayRuntime:
         self.pool = UpstreamPool()
         self.cooldowns = Cooldowns(self.kv)
         self.cache = ResponseCache(self.kv)
+        self.quota = QuotaPolicy(
+            open_quota_store(settings.redis_url, clock=None if clock is SYSTEM_CLOCK else clock),
+            rules=lambda: self.config.quota_rules,
+            waits=lambda key: self.config.key_waits.get(key),
+            clock=clock,
+            replicas=settings.replicas,
+            lease=settings.quota_lease,
+        )
         self.chain = PolicyChain(self.policies())
         self.router = Router(chain=self.chain, cooldowns=self.cooldowns, pool=self.pool, clock=clock)
         self.keys = KeyIndex(KeyRepository(store), clock=clock)
@@ -87,7 +101,9 @@ class GatewayRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     def policies(self) -> list[Policy]:
-        return [self.cache]
+        # on_request: the cache may answer (no quota is spent on a cache hit);
+        # before_attempt: L1 admission on every quota scope of the attempt.
+        return [self.cache, self.quota]
 
     async def reload(self) -> bool:
         """Rebuild the config if the applied generation moved; True when it did."""
@@ -99,6 +115,14 @@ class GatewayRuntime:
         )
         log.info("gateway config generation %d: %d model groups", generation, len(self.config.groups))
         return True
+
+    async def _sweep_quota(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.quota_sweep)
+            try:
+                await self.quota.expire()
+            except Exception as exc:
+                log.warning("quota lease sweep failed: %s", exc)
 
     async def _watch_config(self) -> None:
         while True:
@@ -115,6 +139,7 @@ class GatewayRuntime:
             asyncio.create_task(self.keys.run(), name="fleetplane-keys"),
             asyncio.create_task(self.ledger.run(), name="fleetplane-ledger"),
             asyncio.create_task(self._watch_config(), name="fleetplane-config"),
+            asyncio.create_task(self._sweep_quota(), name="fleetplane-quota-sweep"),
         ]
 
     async def stop(self) -> None:
@@ -131,6 +156,7 @@ class GatewayRuntime:
                 "usage ledger: %d records could not be written at shutdown: %s", self.ledger.pending, exc
             )
         await self.pool.close()
+        await self.quota.close()
         await self.kv.close()
 
     def routes(self) -> list[Route]:

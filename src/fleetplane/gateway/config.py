@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from fleetplane.gateway.quota.rules import QuotaRule, WaitSetting, rules_from_manifests
 from fleetplane.manifests.fields import Price
-from fleetplane.manifests.kinds import Manifest, Model, Provider
+from fleetplane.manifests.kinds import Manifest, Model, Provider, VirtualKey
 from fleetplane.manifests.secrets import SecretUnavailable, read_secret
 from fleetplane.telemetry.cost import Rates
 
@@ -75,6 +76,8 @@ class ModelGroup:
 class GatewayConfig:
     generation: int = 0
     groups: dict[str, ModelGroup] = field(default_factory=dict)
+    quota_rules: list[QuotaRule] = field(default_factory=list)
+    key_waits: dict[str, WaitSetting] = field(default_factory=dict)  # virtual key name -> how it may wait
     _by_name: dict[str, ModelGroup] = field(default_factory=dict)
 
     def resolve(self, name: str) -> ModelGroup | None:
@@ -100,6 +103,9 @@ class GatewayConfig:
                 config._by_name[group.name] = group
                 for alias in group.aliases:
                     config._by_name.setdefault(alias, group)
+            elif isinstance(doc, VirtualKey) and doc.spec.wait is not None:
+                config.key_waits[doc.name] = WaitSetting(doc.spec.wait.max, doc.spec.wait.priority)
+        config.quota_rules = rules_from_manifests(docs)
         return config
 
 

@@ -60,6 +60,11 @@ class RequestContext:
     client_disconnected: bool = False
     dropped_params: list[str] = field(default_factory=list)
     capture_stream: bool = False  # a policy (the cache) wants the whole stream once it completes
+    input_estimate: int | None = None  # input tokens as counted offline, once, when a policy needs them
+    # A stream may send this many output tokens before the policies must hear of its progress (None: never).
+    progress_mark: int | None = None
+    limit_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* of the tightest quota
+    quota_reservations: dict[int, Any] = field(default_factory=dict)  # attempt number -> its L1 reservation
 
     @property
     def fallback(self) -> bool:

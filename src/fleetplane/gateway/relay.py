@@ -20,9 +20,7 @@ from fleetplane.gateway.policy import Outcome, OutcomeKind, PolicyChain
 from fleetplane.gateway.router import OpenStream
 from fleetplane.gateway.usage import counted_input, counted_output
 from fleetplane.telemetry.cost import TokenUsage
-
-# How often (in output pieces) a stream's running usage is offered to policies that watch progress.
-PROGRESS_EVERY = 16
+from fleetplane.telemetry.tokens import count_text
 
 
 def error_event(ctx: RequestContext, kind: str, message: str) -> bytes:
@@ -38,6 +36,26 @@ def error_event(ctx: RequestContext, kind: str, message: str) -> bytes:
         + orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
         + b"\n\n"
     )
+
+
+class _Meter:
+    """Output tokens streamed so far, counted piece by piece as they pass (only when a policy asks)."""
+
+    def __init__(self, ctx: RequestContext, stream: OpenStream) -> None:
+        self._ctx = ctx
+        self._stream = stream
+        self._seen = 0
+        self.output = 0
+
+    def streamed_after(self, _: list[bytes]) -> int:
+        pieces = self._stream.watcher.text()
+        fresh = pieces[self._seen :]
+        self._seen = len(pieces)
+        self.output += sum(count_text(piece) for piece in fresh)
+        return self.output
+
+    def usage(self) -> TokenUsage:
+        return TokenUsage(input_tokens=self._ctx.input_estimate or 0, output_tokens=self.output)
 
 
 def settle_usage(ctx: RequestContext, stream: OpenStream, *, complete: bool) -> TokenUsage:
@@ -72,26 +90,26 @@ async def relay(
     captured: list[bytes] | None = [] if capture else None
     complete = False
     try:
+        meter = _Meter(ctx, stream)
+        if ctx.progress_mark is not None and meter.streamed_after(stream.first) > ctx.progress_mark:
+            await chain.on_progress(ctx, stream.attempt, meter.usage())
         for chunk in stream.first:
             if captured is not None:
                 captured.append(chunk)
             yield chunk
         content = stream.response.content
-        pieces_seen = 0
         while True:
             data = await content.readany()
             if not data:
                 break
             out = [b for event in stream.parser.feed(data) for b in stream.watcher.feed(event)]
+            if ctx.progress_mark is not None and meter.streamed_after(out) > ctx.progress_mark:
+                # Charged before sent: the client never holds tokens the quota has not counted.
+                await chain.on_progress(ctx, stream.attempt, meter.usage())
             for chunk in out:
                 if captured is not None:
                     captured.append(chunk)
                 yield chunk
-            if chain.watches_progress:
-                pieces = len(stream.watcher.text())
-                if pieces - pieces_seen >= PROGRESS_EVERY:
-                    pieces_seen = pieces
-                    await chain.on_progress(ctx, stream.attempt, settle_usage(ctx, stream, complete=False))
         tail = [b for event in stream.parser.finish() for b in stream.watcher.feed(event)]
         tail += stream.watcher.finish()
         for chunk in tail:

@@ -223,6 +223,7 @@ class Gateway:
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
     headers = {"x-fleetplane-request-id": ctx.request_id, "x-fleetplane-model-group": ctx.group.name}
+    headers.update(ctx.limit_headers)
     if ctx.served_by is not None:
         headers["x-fleetplane-deployment"] = ctx.served_by.id
         headers["x-fleetplane-fallback"] = "true" if ctx.fallback else "false"
