@@ -1,9 +1,12 @@
-"""The wire format between Python and the quota scripts: limits and charges as script arguments, script
-replies as decisions. Numbers travel as decimal strings that round-trip exactly (`repr` of a float)."""
+"""The wire format between Python and the quota scripts. Numbers travel packed as little-endian doubles
+(`struct` on both sides), which round-trip exactly and cost the Lua side no string parsing; strings that
+the scripts only store (limit descriptions) travel as one string.
+"""
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,20 +15,26 @@ from fleetplane.state.quota.model import (
     Admitted,
     CalendarWindow,
     Charge,
-    Decision,
     Denied,
     Limit,
     SlidingWindow,
 )
 from fleetplane.state.quota.periods import PeriodCache
 
+LIMIT = struct.Struct("<BBddddd")  # metric, kind, limit, four geometry fields: see scripts/lib.lua
+CHARGE = struct.Struct("<ddddd")
+REFUSAL = struct.Struct("<dddd")  # used, reserved, requested, retry-after (-1 = never)
+METRIC_CODES = {m: i + 1 for i, m in enumerate(CHARGED_METRICS)}  # a concurrency limit's metric is 0
+SLIDING, CALENDAR, CONCURRENT = 1, 2, 3
+RS = "\x1e"
+
 
 def number(value: float) -> str:
     return str(value) if isinstance(value, int) else repr(float(value))
 
 
-def charge_args(charge: Charge) -> list[str]:
-    return [number(getattr(charge, m)) for m in CHARGED_METRICS]
+def charge_arg(charge: Charge) -> bytes:
+    return CHARGE.pack(*(float(getattr(charge, m)) for m in CHARGED_METRICS))
 
 
 def describe(limit: Limit) -> str:
@@ -46,76 +55,76 @@ def undescribe(spec: str) -> Limit:
     data = json.loads(spec)
     w = data["window"]
     window: SlidingWindow | CalendarWindow | None = None
-    if w is not None:
-        window = (
-            SlidingWindow(w["seconds"], w["slots"])
-            if "seconds" in w
-            else CalendarWindow(w["unit"], w["time_zone"])
-        )
+    if w is not None and "seconds" in w:
+        window = SlidingWindow(w["seconds"], w["slots"])
+    elif w is not None:
+        window = CalendarWindow(w["unit"], w["time_zone"])
     return Limit(data["key"], data["scope"], data["name"], data["metric"], data["limit"], window)
 
 
 class LimitArgs:
-    """Per limit: its Redis key and the script arguments that do not change with time, built once."""
+    """Per limit: its Redis key, its packed line and its description, built once (a calendar window's
+    line is packed per call, with the period bounds around the caller's time)."""
 
     def __init__(self, prefix: str, periods: PeriodCache) -> None:
         self._prefix = prefix
         self._periods = periods
-        self._static: dict[Limit, tuple[str, list[str], str]] = {}
+        self._known: dict[Limit, tuple[str, bytes, str]] = {}
 
-    def _fixed(self, limit: Limit) -> tuple[str, list[str], str]:
-        known = self._static.get(limit)
+    def _parts(self, limit: Limit) -> tuple[str, bytes, str]:
+        known = self._known.get(limit)
         if known is None:
-            if len(self._static) > 10_000:
-                self._static.clear()  # limits whose value changed by schedule; rebuilding is cheap
+            if len(self._known) > 10_000:
+                self._known.clear()  # limits whose value changed by schedule; rebuilding is cheap
             w = limit.window
+            metric = METRIC_CODES.get(limit.metric, 0)
             if isinstance(w, SlidingWindow):
-                key, geo, kind = (
-                    f"{self._prefix}w:{limit.key}",
-                    [repr(w.slot_seconds), str(w.slots), "", ""],
-                    "s",
-                )
+                packed = LIMIT.pack(metric, SLIDING, limit.limit, w.slot_seconds, w.slots, 0, 0)
+                known = (f"{self._prefix}w:{limit.key}", packed, describe(limit))
             elif isinstance(w, CalendarWindow):
-                key, geo, kind = f"{self._prefix}w:{limit.key}", [], "c"
+                known = (f"{self._prefix}w:{limit.key}", b"", describe(limit))
             else:
-                key, geo, kind = f"{self._prefix}c:{limit.key}", ["", "", "", ""], "n"
-            known = (key, [kind, *geo], describe(limit))
-            self._static[limit] = known
+                packed = LIMIT.pack(metric, CONCURRENT, limit.limit, 0, 0, 0, 0)
+                known = (f"{self._prefix}c:{limit.key}", packed, describe(limit))
+            self._known[limit] = known
         return known
 
     def key(self, limit: Limit) -> str:
-        return self._fixed(limit)[0]
+        return self._parts(limit)[0]
 
-    def geometry(self, limit: Limit, now: float) -> list[str]:
-        """kind and four geometry fields; a calendar window's are the period bounds around `now`."""
-        _, geo, _ = self._fixed(limit)
+    def packed(self, limit: Limit, now: float) -> bytes:
         if isinstance(limit.window, CalendarWindow):
-            return ["c", *(str(b) for b in self._periods.bounds(limit.window, now))]
-        return geo
+            bounds = self._periods.bounds(limit.window, now)
+            return LIMIT.pack(METRIC_CODES[limit.metric], CALENDAR, limit.limit, *bounds)
+        return self._parts(limit)[1]
 
-    def admission(self, limit: Limit, now: float) -> list[str]:
-        _, _, spec = self._fixed(limit)
-        return [limit.key, limit.metric, number(limit.limit), *self.geometry(limit, now), spec]
+    def lines(self, limits: Sequence[Limit], now: float) -> bytes:
+        return b"".join(self.packed(limit, now) for limit in limits)
+
+    def descriptions(self, limits: Sequence[Limit]) -> str:
+        return RS.join(self._parts(limit)[2] for limit in limits)
+
+    def caller_key(self, redis_key: bytes) -> str:
+        """The caller's limit key from a counter's Redis key (<prefix>w:<key> or <prefix>c:<key>)."""
+        return redis_key.decode()[len(self._prefix) + 2 :]
 
 
-def admitted(reservation_id: str, reply: Sequence[Any]) -> Admitted:
-    remaining: dict[str, float] = {}
-    reset: dict[str, float] = {}
-    for i in range(1, len(reply) - 2, 3):
-        key = str(reply[i])
-        remaining[key] = float(reply[i + 1])
-        reset[key] = float(reply[i + 2])
+def admitted(reservation_id: str, outlook: bytes, keys: Sequence[str]) -> Admitted:
+    values = struct.unpack(f"<{2 * len(keys)}d", outlook)
+    remaining = {key: values[2 * i] for i, key in enumerate(keys)}
+    reset = {key: values[2 * i + 1] for i, key in enumerate(keys)}
     return Admitted(reservation_id, remaining, reset)
 
 
-def denied(limit: Limit, reply: Sequence[Any]) -> Denied:
-    retry = None if reply[5] == "" else float(reply[5])
-    return Denied(limit, float(reply[2]), float(reply[3]), float(reply[4]), retry)
+def denied(limit: Limit, packed: bytes) -> Denied:
+    used, reserved, requested, retry = REFUSAL.unpack(packed)
+    return Denied(limit, used, reserved, requested, None if retry < 0 else retry)
 
 
-def decision(reservation_id: str, reply: Sequence[Any], limits: Sequence[Limit] | None) -> Decision:
-    """An admit reply names the refusing limit by position in `limits`; an extend reply by description."""
-    if int(reply[0]) == 1:
-        return admitted(reservation_id, reply)
-    limit = limits[int(reply[1]) - 1] if limits is not None else undescribe(str(reply[1]))
-    return denied(limit, reply)
+def usage_rows(packed: bytes, count: int) -> list[tuple[float, float, float | None]]:
+    values = struct.unpack(f"<{3 * count}d", packed)
+    rows: list[tuple[float, float, float | None]] = []
+    for i in range(count):
+        used, reserved, reset = values[3 * i : 3 * i + 3]
+        rows.append((used, reserved, None if reset < 0 else reset))
+    return rows

@@ -31,7 +31,7 @@ class Scripts:
         self._sources = {name: script_source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         try:
             try:
                 return await self._client.evalsha(self._shas[name], len(keys), *keys, *args)

@@ -64,8 +64,9 @@ class Limit:
     window: SlidingWindow | CalendarWindow | None  # None only for "concurrent"
 
     def __post_init__(self) -> None:
-        if not self.key:
-            raise ValueError("a limit needs a key")
+        if not self.key or any(ord(c) < 32 for c in self.key):
+            # Control characters separate fields on the way to the Redis scripts.
+            raise ValueError(f"a limit needs a key without control characters, not {self.key!r}")
         if self.metric not in (*CHARGED_METRICS, "concurrent"):
             raise ValueError(f"unknown metric {self.metric!r}")
         if (self.window is None) != (self.metric == "concurrent"):

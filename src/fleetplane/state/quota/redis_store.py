@@ -49,7 +49,6 @@ class RedisQuotaStore:
             timeout=timeout,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
-            decode_responses=True,
         )
         self._redis = redis.Redis(connection_pool=pool)
         self._scripts = Scripts(self._redis)
@@ -75,22 +74,29 @@ class RedisQuotaStore:
         check_admission(limits, lease)
         when, now = self._times()
         keys = [self._leases, self._records + reservation_id]
-        head = [reservation_id, when, codec.number(lease), self._expire_per_admit, self._settled_ms]
-        args = [*head, self._records, *codec.charge_args(charge)]
-        for limit in limits:
-            keys.append(self._args.key(limit))
-            args.extend(self._args.admission(limit, now))
+        keys.extend(self._args.key(limit) for limit in limits)
+        args: list[str | bytes] = [reservation_id, when, codec.number(lease), self._expire_per_admit]
+        args += [self._settled_ms, self._records, codec.charge_arg(charge)]
+        args += [self._args.lines(limits, now), self._args.descriptions(limits)]
         reply = await self._scripts.run("admit", keys, args)
-        return codec.decision(reservation_id, reply, limits)
+        status = int(reply[0])
+        if status == 0:
+            return codec.denied(limits[int(reply[1]) - 1], reply[2])
+        if status == 2:  # a replay: the first decision, over the limits it was made on
+            return codec.admitted(reservation_id, reply[1], [self._args.caller_key(k) for k in reply[2]])
+        return codec.admitted(reservation_id, reply[1], [limit.key for limit in limits])
 
     async def extend(self, reservation_id: str, delta: Charge) -> Decision:
         when, _ = self._times()
         reply = await self._scripts.run(
-            "extend", [self._records + reservation_id], [when, *codec.charge_args(delta)]
+            "extend", [self._records + reservation_id], [when, codec.charge_arg(delta)]
         )
-        if int(reply[0]) == -1:
+        status = int(reply[0])
+        if status == -1:
             raise UnknownReservation(reservation_id)
-        return codec.decision(reservation_id, reply, None)
+        if status == 0:
+            return codec.denied(codec.undescribe(reply[1].decode()), reply[2])
+        return codec.admitted(reservation_id, reply[1], [self._args.caller_key(k) for k in reply[2]])
 
     async def commit(self, reservation_id: str, used: Charge, *, lease: float | None = None) -> bool:
         if lease is not None and not lease > 0:
@@ -98,14 +104,14 @@ class RedisQuotaStore:
         when, _ = self._times()
         keys = [self._leases, self._records + reservation_id]
         renewal = "" if lease is None else codec.number(lease)
-        args = [when, renewal, *codec.charge_args(used), self._records]
+        args: list[str | bytes] = [when, renewal, codec.charge_arg(used), self._records]
         return bool(await self._scripts.run("commit", keys, args))
 
     async def _end(self, reservation_id: str, final: Charge | None) -> bool:
         when, _ = self._times()
         keys = [self._leases, self._records + reservation_id]
-        args = [when, self._settled_ms, self._records]
-        args += ["committed"] if final is None else ["final", *codec.charge_args(final)]
+        amounts = b"" if final is None else codec.charge_arg(final)
+        args: list[str | bytes] = [when, self._settled_ms, self._records, amounts]
         return bool(await self._scripts.run("settle", keys, args))
 
     async def settle(self, reservation_id: str, final: Charge) -> bool:
@@ -129,16 +135,13 @@ class RedisQuotaStore:
         if not limits:
             return []
         when, now = self._times()
-        args = [when]
-        for limit in limits:
-            args.extend(self._args.geometry(limit, now))
-        reply = await self._scripts.run("usage", [self._args.key(limit) for limit in limits], args)
-        out = []
-        for i, limit in enumerate(limits):
-            used, reserved, reset = reply[3 * i : 3 * i + 3]
-            after = None if reset == "" else float(reset)
-            out.append(LimitUsage(limit.key, limit.limit, float(used), float(reserved), after))
-        return out
+        keys = [self._args.key(limit) for limit in limits]
+        reply = await self._scripts.run("usage", keys, [when, self._args.lines(limits, now)])
+        rows = codec.usage_rows(reply, len(limits))
+        return [
+            LimitUsage(limit.key, limit.limit, used, reserved, reset)
+            for limit, (used, reserved, reset) in zip(limits, rows, strict=True)
+        ]
 
     async def close(self) -> None:
         await self._redis.aclose(close_connection_pool=True)

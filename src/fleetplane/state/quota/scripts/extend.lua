@@ -1,6 +1,6 @@
 -- Admit more for an open reservation, atomically over the limits it was admitted on (their values then).
--- KEYS: 1 the reservation's record.  ARGV: 1 time ('' = server time), 2..6 the extra charge.
--- Reply: {-1} not open | {0, limit description, used, reserved, requested, retry|''} | {1, key, rem, reset, ...}.
+-- KEYS: 1 the reservation's record.  ARGV: 1 time ('' = server time), 2 the extra charge.
+-- Reply: {-1} not open | {0, refusing limit's description, refusal} | {1, outlook, counter keys}.
 local T = clock(ARGV[1])
 local raw = redis.call('GET', KEYS[1])
 if not raw then
@@ -10,24 +10,23 @@ local rec = decode_record(raw)
 if rec.o ~= 1 then
   return {-1}
 end
-local delta = read_charge(ARGV, 2)
+local delta = read_charge(ARGV[2])
 
 local best = nil
 for _, e in ipairs(rec.e) do
   local q = delta[e.m]
   if e.g ~= nil and q > 0 then
-    local limit = tonumber(e.lim)
     local total, reserved, held = read_window(e.k, e.g, T, true)
-    if total + q > limit + EPS then
-      local retry = window_retry(e.g, held, total, q, limit, T)
+    if total + q > e.lim + EPS then
+      local retry = window_retry(e.g, held, total, q, e.lim, T)
       if later(best, retry) then
-        best = {spec = e.spec, used = total - reserved, reserved = reserved, requested = q, retry = retry}
+        best = {i = e.i, used = total - reserved, reserved = reserved, requested = q, retry = retry}
       end
     end
   end
 end
 if best ~= nil then
-  return {0, best.spec, fmt(best.used), fmt(best.reserved), fmt(best.requested), best.retry and fmt(best.retry) or ''}
+  return {0, spec_of(rec, best.i), refusal(best)}
 end
 
 local held = {}
@@ -41,4 +40,4 @@ for _, e in ipairs(rec.e) do
 end
 rec.h = held
 redis.call('SET', KEYS[1], encode_record(rec))
-return outlook(rec.e, T)
+return {1, outlook(rec.e, T), rec.ks}

@@ -1,7 +1,7 @@
 -- Shared by every quota script (prepended when the script is loaded): window arithmetic, reservation
 -- pieces and records. Mirrors windows.py and pieces.py formula for formula, so the memory store and this
--- one compute the same IEEE doubles. Numbers that need all their digits travel as strings written with
--- fmt(): Lua hands numbers to redis.call with only 14 significant digits, and cjson encodes the same way.
+-- one compute the same IEEE doubles. A number handed to redis.call goes through fmt(): Lua would write it
+-- with only 14 significant digits.
 
 local UNPLACED = -1
 local EPS = 1e-9
@@ -221,9 +221,10 @@ local function contributions(pieces, held, committed)
   return out
 end
 
+-- Returns true when the field was created by this write (its new value is exactly the delta).
 local function bump(key, field, delta, is_float)
   if delta == 0 then
-    return
+    return false
   end
   local v
   if is_float then
@@ -234,6 +235,7 @@ local function bump(key, field, delta, is_float)
   if math.abs(v) <= EPS then
     redis.call('HDEL', key, field)
   end
+  return v == delta
 end
 
 -- Move one windowed entry of a reservation from (held, committed) to new amounts, writing the difference
@@ -245,83 +247,121 @@ local function move_entry(e, held, committed, new_held, new_committed, T)
   local before = contributions(e.p, held, committed)
   local after = contributions(pieces, new_held, new_committed)
   local is_float = e.m == 'dollars'
-  local wrote = false
+  local created = false
   for idx, b in pairs(before) do
     if counts(g, idx, cur) then
       local a = after[idx] or {0, 0}
-      bump(e.k, 't' .. fmt(idx), a[1] - b[1], is_float)
+      created = bump(e.k, 't' .. fmt(idx), a[1] - b[1], is_float) or created
       bump(e.k, 'r' .. fmt(idx), a[2] - b[2], is_float)
-      wrote = true
     end
   end
   for idx, a in pairs(after) do
     if before[idx] == nil and counts(g, idx, cur) then
-      bump(e.k, 't' .. fmt(idx), a[1], is_float)
+      created = bump(e.k, 't' .. fmt(idx), a[1], is_float) or created
       bump(e.k, 'r' .. fmt(idx), a[2], is_float)
-      wrote = true
     end
   end
-  if wrote and cur ~= nil then
+  -- A counter lives until its newest bucket leaves the window (plus GRACE); only a write that creates a
+  -- bucket can move that point, so only such a write renews the TTL.
+  if created and cur ~= nil then
     redis.call('PEXPIRE', e.k, fmt(math.ceil((leaves_at(g, cur) - T + GRACE) * 1000)))
   end
   e.p = pieces
 end
 
 local METRICS = {'tokens', 'input_tokens', 'output_tokens', 'requests', 'dollars'}
+local KINDS = {'s', 'c', 'n'}
+-- Numbers travel packed as little-endian doubles (struct), not as text: in Redis' Lua every string made
+-- costs about half a microsecond, and a dozen limits of text fields made parsing the costliest step.
+local LIMIT = '<BBddddd'  -- metric, kind, limit, four geometry fields
+local LIMIT_SIZE = 42
+local CHARGE = '<ddddd'
+local RS = '\30'
 
-local function read_charge(argv, first)
-  local out = {}
-  for i, m in ipairs(METRICS) do
-    out[m] = tonumber(argv[first + i - 1])
-  end
-  return out
+local function read_charge(packed)
+  local t, i, o, r, d = struct.unpack(CHARGE, packed)
+  return {tokens = t, input_tokens = i, output_tokens = o, requests = r, dollars = d}
 end
 
+local function charge_list(c)
+  return {c.tokens, c.input_tokens, c.output_tokens, c.requests, c.dollars}
+end
+
+local function from_list(l)
+  return {tokens = l[1], input_tokens = l[2], output_tokens = l[3], requests = l[4], dollars = l[5]}
+end
+
+-- One entry per limit: counter key, metric, limit and geometry (nil for a concurrency limit).
+local function read_limits(packed, keys, first)
+  local entries, pos = {}, 1
+  for i = 1, #packed / LIMIT_SIZE do
+    local metric, kind, limit, p1, p2, p3, p4
+    metric, kind, limit, p1, p2, p3, p4, pos = struct.unpack(LIMIT, packed, pos)
+    local g = nil
+    if KINDS[kind] == 's' then
+      g = {L = p1, n = p2}
+    elseif KINDS[kind] == 'c' then
+      g = {b = {p1, p2, p3, p4}}
+    end
+    entries[i] = {i = i, k = keys[first + i - 1], m = METRICS[metric], lim = limit, g = g, p = {}}
+  end
+  return entries
+end
+
+-- The record of an open reservation (MessagePack: binary-safe, doubles exact): lease, deadline, held and
+-- committed amounts, its limits exactly as admitted with their keys and descriptions, each limit's
+-- pieces, and the admission's reply (`dec`) for replays.
 local function decode_record(raw)
-  local rec = cjson.decode(raw)
+  local rec = cmsgpack.unpack(raw)
   if rec.o ~= 1 then
     return rec
   end
-  rec.L = tonumber(rec.L)
-  rec.d = tonumber(rec.d)
-  for m, v in pairs(rec.h) do
-    rec.h[m] = tonumber(v)
-  end
-  for m, v in pairs(rec.c) do
-    rec.c[m] = tonumber(v)
-  end
-  for _, e in ipairs(rec.e) do
-    e.g = geometry(e.w, e.gp[1], e.gp[2], e.gp[3], e.gp[4])
-    for _, p in ipairs(e.p) do
-      p[2] = tonumber(p[2])
+  rec.h = from_list(rec.h)
+  rec.c = from_list(rec.c)
+  rec.e = read_limits(rec.lim, rec.ks, 1)
+  for i, e in ipairs(rec.e) do
+    local flat = rec.p[i]
+    for j = 1, #flat, 2 do
+      e.p[#e.p + 1] = {flat[j], flat[j + 1]}
     end
   end
   return rec
 end
 
 local function encode_record(rec)
-  local h, c, entries = {}, {}, {}
-  for m, v in pairs(rec.h) do
-    h[m] = fmt(v)
-  end
-  for m, v in pairs(rec.c) do
-    c[m] = fmt(v)
-  end
+  local pieces = {}
   for i, e in ipairs(rec.e) do
-    local p = {}
-    for j, piece in ipairs(e.p) do
-      p[j] = {piece[1], fmt(piece[2])}
+    local flat = {}
+    for _, piece in ipairs(e.p) do
+      flat[#flat + 1] = piece[1]
+      flat[#flat + 1] = piece[2]
     end
-    entries[i] = {k = e.k, ck = e.ck, m = e.m, lim = e.lim, w = e.w, gp = e.gp, spec = e.spec, p = p}
+    pieces[i] = flat
   end
-  return cjson.encode({o = 1, L = fmt(rec.L), d = fmt(rec.d), h = h, c = c, e = entries, dec = rec.dec})
+  return cmsgpack.pack({
+    o = 1, L = rec.L, d = rec.d, h = charge_list(rec.h), c = charge_list(rec.c),
+    lim = rec.lim, ks = rec.ks, specs = rec.specs, p = pieces, dec = rec.dec,
+  })
 end
 
--- Remaining and reset-after per limit, as headers report them, in the reply shape {1, key, rem, reset, ...}.
+-- The description of the i-th limit, from the descriptions the admission stored (one string, RS-separated).
+local function spec_of(rec, i)
+  local from = 1
+  for _ = 2, i do
+    from = string.find(rec.specs, RS, from, true) + 1
+  end
+  local to = string.find(rec.specs, RS, from, true)
+  return string.sub(rec.specs, from, to and to - 1 or -1)
+end
+
+-- Remaining and reset-after per limit, in order, as packed doubles: what headers report.
+local function outlook_pair(e, total, reset)
+  return struct.pack('<dd', math.max(0, e.lim - total), reset or 0)
+end
+
 local function outlook(entries, T)
-  local out = {1}
-  for _, e in ipairs(entries) do
-    local lim = tonumber(e.lim)
+  local parts = {}
+  for i, e in ipairs(entries) do
     local total, reset
     if e.g == nil then
       total = redis.call('ZCARD', e.k)
@@ -331,11 +371,14 @@ local function outlook(entries, T)
       total = t
       reset = window_reset(e.g, held, cur, T)
     end
-    out[#out + 1] = e.ck
-    out[#out + 1] = fmt(math.max(0, lim - total))
-    out[#out + 1] = fmt(reset or 0)
+    parts[i] = outlook_pair(e, total, reset)
   end
-  return out
+  return table.concat(parts)
+end
+
+-- Why a limit refused: used, reserved, requested, retry-after (-1 = never), packed.
+local function refusal(best)
+  return struct.pack('<dddd', best.used, best.reserved, best.requested, best.retry or -1)
 end
 
 local function renew(leases, rid, rec, deadline)
@@ -360,7 +403,7 @@ local function end_record(leases, rkey, rid, rec, final, T, ttl_ms)
     end
   end
   redis.call('ZREM', leases, rid)
-  redis.call('SET', rkey, cjson.encode({o = 0, dec = rec.dec}), 'PX', ttl_ms)
+  redis.call('SET', rkey, cmsgpack.pack({o = 0, dec = rec.dec, ks = rec.ks}), 'PX', ttl_ms)
 end
 
 local function expire_due(leases, prefix, T, most, ttl_ms)
