@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,6 +11,7 @@ from starlette.routing import Route
 
 from fleetplane.gateway.app import GatewayRuntime
 from fleetplane.gateway.quota.report import quota_report
+from fleetplane.state.breaker import BreakerStoreUnavailable
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -60,6 +63,23 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
     async def quotas(_: Request) -> Response:
         return _json({"quotas": await quota_report(runtime.config.quota_rules, runtime.quota)})
 
+    async def breakers(_: Request) -> Response:
+        try:
+            snapshots = await runtime.breakers.store.snapshot()
+        except BreakerStoreUnavailable as exc:
+            return _json({"error": {"message": f"the breaker store cannot be reached: {exc}"}}, 503)
+        return _json({"breakers": [asdict(s) for s in snapshots]})
+
+    async def reset_breaker(request: Request) -> Response:
+        key = request.path_params["key"]
+        try:
+            known = await runtime.breakers.store.reset(key)
+        except BreakerStoreUnavailable as exc:
+            return _json({"error": {"message": f"the breaker store cannot be reached: {exc}"}}, 503)
+        if not known:
+            return _json({"error": {"message": f"no breaker {key!r} is known"}}, 404)
+        return _json({"reset": key})
+
     async def clear_cooldown(request: Request) -> Response:
         deployment = request.path_params["deployment"]
         await runtime.cooldowns.clear(deployment)
@@ -70,5 +90,7 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
         Route("/admin/gateway/reload", reload, methods=["POST"]),
         Route("/admin/gateway/flush", flush, methods=["POST"]),
         Route("/admin/quotas", quotas, methods=["GET"]),
+        Route("/admin/breakers", breakers, methods=["GET"]),
+        Route("/admin/breakers/{key:path}/reset", reset_breaker, methods=["POST"]),
         Route("/admin/gateway/cooldowns/{deployment:path}", clear_cooldown, methods=["DELETE"]),
     ]

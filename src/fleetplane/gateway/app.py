@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from starlette.routing import Route
 
 from fleetplane.gateway.auth import KeyIndex
+from fleetplane.gateway.breaker.policy import BreakerPolicy
 from fleetplane.gateway.cache import ResponseCache
 from fleetplane.gateway.config import GatewayConfig
 from fleetplane.gateway.cooldown import Cooldowns
@@ -27,6 +28,7 @@ from fleetplane.gateway.router import Router
 from fleetplane.gateway.service import Gateway
 from fleetplane.gateway.upstream.pool import UpstreamPool
 from fleetplane.manifests.kinds import KINDS, Manifest
+from fleetplane.state.breaker import open_breaker_store
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.state.kv import KV, open_kv
 from fleetplane.state.quota import open_quota_store
@@ -84,6 +86,12 @@ class GatewayRuntime:
             replicas=settings.replicas,
             lease=settings.quota_lease,
         )
+        self.breakers = BreakerPolicy(
+            open_breaker_store(settings.redis_url, clock=None if clock is SYSTEM_CLOCK else clock),
+            self.kv,
+            self.cooldowns,
+            rules=lambda: self.config.breaker_rules,
+        )
         self.chain = PolicyChain(self.policies())
         self.router = Router(chain=self.chain, cooldowns=self.cooldowns, pool=self.pool, clock=clock)
         self.keys = KeyIndex(KeyRepository(store), clock=clock)
@@ -101,9 +109,9 @@ class GatewayRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     def policies(self) -> list[Policy]:
-        # on_request: the cache may answer (no quota is spent on a cache hit);
-        # before_attempt: L1 admission on every quota scope of the attempt.
-        return [self.cache, self.quota]
+        # on_request: L2 breakers refuse first, then the cache may answer (no quota is spent on a hit);
+        # before_attempt: deployment breakers, then L1 admission on every quota scope of the attempt.
+        return [self.breakers, self.cache, self.quota]
 
     async def reload(self) -> bool:
         """Rebuild the config if the applied generation moved; True when it did."""
@@ -157,6 +165,7 @@ class GatewayRuntime:
             )
         await self.pool.close()
         await self.quota.close()
+        await self.breakers.store.close()
         await self.kv.close()
 
     def routes(self) -> list[Route]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from fleetplane.gateway.breaker.rules import BreakerRule, breaker_rules
 from fleetplane.gateway.quota.rules import QuotaRule, WaitSetting, rules_from_manifests
 from fleetplane.manifests.fields import Price
 from fleetplane.manifests.kinds import Manifest, Model, Provider, VirtualKey
@@ -77,6 +78,7 @@ class GatewayConfig:
     generation: int = 0
     groups: dict[str, ModelGroup] = field(default_factory=dict)
     quota_rules: list[QuotaRule] = field(default_factory=list)
+    breaker_rules: list[BreakerRule] = field(default_factory=list)
     key_waits: dict[str, WaitSetting] = field(default_factory=dict)  # virtual key name -> how it may wait
     _by_name: dict[str, ModelGroup] = field(default_factory=dict)
 
@@ -106,6 +108,7 @@ class GatewayConfig:
             elif isinstance(doc, VirtualKey) and doc.spec.wait is not None:
                 config.key_waits[doc.name] = WaitSetting(doc.spec.wait.max, doc.spec.wait.priority)
         config.quota_rules = rules_from_manifests(docs)
+        config.breaker_rules = breaker_rules(docs)
         return config
 
 

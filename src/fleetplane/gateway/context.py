@@ -65,6 +65,7 @@ class RequestContext:
     progress_mark: int | None = None
     limit_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* of the tightest quota
     quota_reservations: dict[int, Any] = field(default_factory=dict)  # attempt number -> its L1 reservation
+    breaker_probes: dict[int, list[Any]] = field(default_factory=dict)  # attempt number -> half-open probes
 
     @property
     def fallback(self) -> bool:

@@ -6,7 +6,8 @@ each attempt on a deployment, composed in one place (`PolicyChain`), in the orde
     on_progress     as a stream's tokens arrive (L1 progressive charging; may cut the stream)
     after_attempt   after each try, always      (L1 reconciliation, breaker error counts)
     on_exhausted    every deployment failed     (cache as the last resort)
-    on_complete     the client has its answer   (cache store, accounting)
+    on_complete     the client has its answer   (cache store, cost velocity, breaker probes)
+    on_error        the request ended in an error (breaker probes)
 
 A reader looking for where a 429 is decided reads the chain's list in `gateway/app.py` and one policy.
 """
@@ -72,6 +73,9 @@ class Policy:
     async def on_complete(self, ctx: RequestContext, reply: Reply | None) -> None:
         return None
 
+    async def on_error(self, ctx: RequestContext, error: GatewayError) -> None:
+        return None
+
 
 class PolicyChain:
     def __init__(self, policies: list[Policy]) -> None:
@@ -121,3 +125,7 @@ class PolicyChain:
     async def on_complete(self, ctx: RequestContext, reply: Reply | None) -> None:
         for policy in reversed(self.policies):
             await policy.on_complete(ctx, reply)
+
+    async def on_error(self, ctx: RequestContext, error: GatewayError) -> None:
+        for policy in reversed(self.policies):
+            await policy.on_error(ctx, error)

@@ -32,7 +32,10 @@ from fleetplane.telemetry.cost import TokenUsage
 log = logging.getLogger("fleetplane.gateway")
 
 # Client headers policies may read (the rest are not copied per request).
-_KEPT_HEADERS = ("x-fleetplane-cache", "cache-control", "anthropic-version", "anthropic-beta", "traceparent")
+_KEPT_HEADERS = (
+    "x-fleetplane-cache", "cache-control", "anthropic-version", "anthropic-beta", "traceparent",
+    "x-fleetplane-conversation-id",
+)  # fmt: skip
 
 
 class Gateway:
@@ -103,11 +106,15 @@ class Gateway:
             )
         except GatewayError as error:
             if ctx is not None:
+                await self.chain.on_error(ctx, error)
                 self._record(ctx, error.status, error=error.kind)
             return error_response(error, client_api, request_id)
         except ClientGone:
             if ctx is not None:
                 ctx.client_disconnected = True
+                await self.chain.on_error(
+                    ctx, GatewayError("invalid_request", "the client went away", status=499)
+                )
                 self._record(ctx, 499, error="client_disconnected")
             return Response(status_code=499)
 

@@ -21,6 +21,10 @@ class KV(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add one and return the count; the key expires `ttl` after its first increment."""
+        ...
+
     async def remaining(self, keys: Sequence[str]) -> list[float | None]:
         """Seconds each key has left to live, None when absent."""
         ...
@@ -76,6 +80,15 @@ class MemoryKV:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    async def incr(self, key: str, ttl: float) -> int:
+        item = self._alive(key)
+        if item is None:
+            await self.set(key, b"1", ttl)
+            return 1
+        count = int(item[0]) + 1
+        self._data[key] = (str(count).encode(), item[1])
+        return count
+
     async def remaining(self, keys: Sequence[str]) -> list[float | None]:
         now = self._clock.monotonic()
         out: list[float | None] = []
@@ -106,6 +119,13 @@ class RedisKV:
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.incr(self._prefix + key)
+        pipe.pexpire(self._prefix + key, max(1, int(ttl * 1000)), nx=True)
+        count, _ = await pipe.execute()
+        return int(count)
 
     async def remaining(self, keys: Sequence[str]) -> list[float | None]:
         if not keys:

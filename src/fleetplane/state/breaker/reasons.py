@@ -29,6 +29,9 @@ def describe(record: TripRecord) -> str:
         # A sum of dollars over the window, shown as the rate per minute the manifest speaks in.
         per_minute = 60.0 / window
         return f"cost velocity ${value * per_minute:,.2f}/min > ${threshold * per_minute:,.2f}/min"
+    if name == "repeats" and record.kind == "max":
+        # One fingerprint's count in its window: the agent sent the very same request again and again.
+        return f"the same request {_count(value)} times in {_window(window)} > {_count(threshold)}"
     if name == "repeats" and record.kind == "sum":
         return f"repeats: {_count(value)} in {_window(window)} > {_count(threshold)}"
     if name.startswith("context") and record.kind == "max":
