@@ -89,7 +89,7 @@ class BreakerPolicy(Policy):
                 if verdict.admitted and verdict.probe:
                     watch.probes.append(spec)
                 if verdict.admitted:
-                    verdict = await self._observe_arrival(rule, spec, ctx)
+                    verdict = await self._observe_arrival(rule, spec, ctx, probe=verdict.probe)
             except BreakerStoreUnavailable as exc:
                 log.warning("breaker store unreachable (%s); %s not checked", exc, rule.name)
                 continue
@@ -101,20 +101,22 @@ class BreakerPolicy(Policy):
             self._watches[ctx.request_id] = watch
         return None
 
-    async def _observe_arrival(self, rule: BreakerRule, spec: BreakerSpec, ctx: RequestContext) -> Verdict:
+    async def _observe_arrival(
+        self, rule: BreakerRule, spec: BreakerSpec, ctx: RequestContext, *, probe: bool
+    ) -> Verdict:
         """The conditions a request shows before it is sent: a repeat, an oversized or fast-growing turn."""
         verdict = Verdict(status="closed", admitted=True)
         s = rule.spec
         if s.repeats is not None:
             fingerprint = request_fingerprint(ctx.group.name, ctx.body)
             count = await self.kv.incr(f"repeats:{spec.key}:{fingerprint}", s.repeats.window)
-            verdict = await self.store.observe(spec, REPEATS, float(count))
+            verdict = await self.store.observe(spec, REPEATS, float(count), probe=probe)
             if not verdict.admitted:
                 return verdict
         if s.context_growth is not None and ctx.operation != "embeddings":
             size = input_tokens(ctx)
             if s.context_growth.max_input_tokens is not None:
-                verdict = await self.store.observe(spec, CONTEXT_SIZE, float(size))
+                verdict = await self.store.observe(spec, CONTEXT_SIZE, float(size), probe=probe)
                 if not verdict.admitted:
                     return verdict
             if s.context_growth.max_growth_per_turn is not None:
@@ -126,7 +128,7 @@ class BreakerPolicy(Policy):
                 await self.kv.set(key, str(size).encode(), 3600.0)
                 if previous is not None:
                     growth = max(0, size - int(previous))
-                    verdict = await self.store.observe(spec, CONTEXT_GROWTH, float(growth))
+                    verdict = await self.store.observe(spec, CONTEXT_GROWTH, float(growth), probe=probe)
         return verdict
 
     async def on_complete(self, ctx: RequestContext, reply: Reply | None) -> None:
@@ -138,7 +140,7 @@ class BreakerPolicy(Policy):
         try:
             for rule, spec in watch.specs:
                 if rule.spec.cost_velocity is not None and spend > 0:
-                    verdict = await self.store.observe(spec, COST, spend)
+                    verdict = await self.store.observe(spec, COST, spend, probe=spec in watch.probes)
                     watch.tripped |= verdict.status == "open"
         except BreakerStoreUnavailable as exc:
             log.warning("breaker store unreachable (%s); cost not observed", exc)

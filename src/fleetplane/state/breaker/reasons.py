@@ -22,13 +22,18 @@ def _count(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
+def _dollars(amount: float) -> str:
+    # Cents for budgets people set in dollars; significant digits for the tiny ones tests and cheap models use.
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.2g}"
+
+
 def describe(record: TripRecord) -> str:
     """The condition that tripped, e.g. "cost velocity $6.20/min > $5.00/min"."""
     name, value, threshold, window = record.trigger, record.value, record.threshold, record.window
     if name == "cost-velocity" and record.kind == "sum":
         # A sum of dollars over the window, shown as the rate per minute the manifest speaks in.
         per_minute = 60.0 / window
-        return f"cost velocity ${value * per_minute:,.2f}/min > ${threshold * per_minute:,.2f}/min"
+        return f"cost velocity {_dollars(value * per_minute)}/min > {_dollars(threshold * per_minute)}/min"
     if name == "repeats" and record.kind == "max":
         # One fingerprint's count in its window: the agent sent the very same request again and again.
         return f"the same request {_count(value)} times in {_window(window)} > {_count(threshold)}"
