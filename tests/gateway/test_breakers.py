@@ -113,8 +113,8 @@ def test_a_deployment_error_rate_breaker_moves_traffic_and_recovers(
     gateway = make_gateway(
         extra=breaker(
             "upstream",
-            "  target: {deployment: sim/sim-large}\n  errorRate: {threshold: 0.5, minRequests: 2, window: 1m}\n"
-            "  openFor: 30s\n",
+            "  target: {deployment: sim/sim-large}\n"
+            "  errorRate: {threshold: 0.5, minRequests: 2, window: 1m}\n  openFor: 30s\n",
         ),
         chain_timeout="10s",
     )

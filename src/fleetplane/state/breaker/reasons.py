@@ -23,7 +23,7 @@ def _count(value: float) -> str:
 
 
 def _dollars(amount: float) -> str:
-    # Cents for budgets people set in dollars; significant digits for the tiny ones tests and cheap models use.
+    # Cents for budgets set in dollars; significant digits for the tiny ones of tests and cheap models.
     return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.2g}"
 
 
