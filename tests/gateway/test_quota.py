@@ -26,7 +26,9 @@ def quota(name: str, target: str, limits: str, **extra: str) -> str:
     )
 
 
-def chat(gateway: GatewayUnderTest, model: str = "solo", *, max_tokens: int = 10, **extra: Any) -> httpx.Response:
+def chat(
+    gateway: GatewayUnderTest, model: str = "solo", *, max_tokens: int = 10, **extra: Any
+) -> httpx.Response:
     return httpx.post(
         gateway.v1 + "/chat/completions",
         json={"model": model, "messages": ASK, "max_tokens": max_tokens, **extra},
@@ -163,7 +165,8 @@ def test_two_hundred_concurrent_requests_never_pass_a_small_limit(make_gateway: 
     assert set(statuses) <= {200, 429}
     records = [r for r in gateway.usage(at_least=200) if r.status == 200]
     admitted_tokens = sum(r.input_tokens + r.output_tokens for r in records)
-    print(f"\nadmitted {len(records)} of 200; tokens {admitted_tokens} of {limit} ({admitted_tokens / limit:.3f})")
+    ratio = admitted_tokens / limit
+    print(f"\nadmitted {len(records)} of 200; tokens {admitted_tokens} of {limit} ({ratio:.3f})")
     assert admitted_tokens <= limit
     assert len(records) == limit // (INPUT + 10)  # strict reservations fill the window exactly
     assert quotas(gateway)[("Quota/tight", "team=support")]["tpm"]["reserved"] == 0

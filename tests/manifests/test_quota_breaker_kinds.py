@@ -12,11 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_loader_errors import BASE, HEAD  # noqa: E402
+from test_loader_errors import BASE, HEAD
 
-from fleetplane.manifests.errors import ManifestErrors  # noqa: E402
-from fleetplane.manifests.kinds import Breaker, Quota, Team, VirtualKey  # noqa: E402
-from fleetplane.manifests.loader import load  # noqa: E402
+from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.manifests.kinds import Breaker, Quota, Team, VirtualKey
+from fleetplane.manifests.loader import load
 
 
 def doc(kind: str, spec: str, name: str = "q") -> str:
