@@ -22,11 +22,11 @@ from fleetplane.state.quota.model import (
     Limit,
     LimitUsage,
 )
-from fleetplane.state.quota.periods import PeriodCache
 from fleetplane.state.quota.pieces import Piece, changes, contributions, reshape
 from fleetplane.state.quota.store import UnknownReservation, check_admission
 from fleetplane.state.quota.windows import (
     EPS,
+    Geometries,
     Geometry,
     holders_reset_after,
     holders_retry_after,
@@ -98,7 +98,7 @@ class MemoryQuotaStore:
         self._clock = clock
         self._expire_per_admit = expire_per_admit
         self._settled_ttl = settled_ttl
-        self._periods = PeriodCache()
+        self._geometries = Geometries()
         self._windows: dict[str, dict[int, list[float]]] = {}  # limit key -> bucket -> [total, reserved]
         # When each counter's last write leaves its window (as a Redis key's TTL): then the counter goes.
         self._idle_at: dict[str, float] = {}
@@ -179,6 +179,17 @@ class MemoryQuotaStore:
             self._idle_at[key] = idle_at
             heapq.heappush(self._idle, (idle_at, key))
 
+    def _first_charge(self, entry: _Entry, amount: float, cur: int | None) -> None:
+        """A new reservation's first charge: one piece, all of it reserved, in the current bucket (what
+        `_move` from nothing computes, without its bookkeeping: this is the hot path)."""
+        if amount == 0 or cur is None or entry.geo is None:
+            return
+        cell = self._windows.setdefault(entry.limit.key, {}).setdefault(cur, [0.0, 0.0])
+        cell[0] += amount
+        cell[1] += amount
+        entry.pieces = [(cur, amount)]
+        self._touch(entry.limit.key, entry.geo.leaves_at(cur))
+
     def _renew(self, res: _Reservation, deadline: float) -> None:
         res.deadline = deadline
         heapq.heappush(self._leases, (deadline, res.id))
@@ -234,23 +245,35 @@ class MemoryQuotaStore:
             return self._settled[reservation_id][1]
         looks = []
         for limit in limits:
-            geo = None if limit.window is None else Geometry.of(limit, now, self._periods)
+            geo = None if limit.window is None else self._geometries.of(limit.window, now)
             requested = 1.0 if geo is None else charge.amount(limit.metric)
             looks.append(self._look(limit, geo, requested, now))
         refusals = [look.denied() for look in looks if not look.fits]
         if refusals:
             return binding(refusals)
-        zero = dict.fromkeys(CHARGED_METRICS, 0.0)
-        entries = [_Entry(look.limit, look.geo, []) for look in looks]
-        res = _Reservation(
-            reservation_id, lease, now + lease, zero, dict(zero), entries, Admitted("", {}, {})
-        )
+        held = {m: charge.amount(m) for m in CHARGED_METRICS}
+        deadline = now + lease
+        entries: list[_Entry] = []
+        remaining: dict[str, float] = {}
+        reset: dict[str, float] = {}
+        for look in looks:
+            entry = _Entry(look.limit, look.geo, [])
+            entries.append(entry)
+            key = look.limit.key
+            remaining[key] = max(0.0, look.limit.limit - (look.total + look.requested))
+            if look.geo is None:
+                after = holders_reset_after([*look.deadlines, deadline], now)
+            else:
+                cur = look.geo.current(now)
+                self._first_charge(entry, look.requested, cur)
+                held_now = look.held if cur is None else [*look.held, (cur, look.requested)]
+                after = window_reset_after(look.geo, held_now, cur, now)
+            reset[key] = 0.0 if after is None else after
+        decision = Admitted(reservation_id, remaining, reset)
+        res = _Reservation(reservation_id, lease, deadline, held, dict.fromkeys(held, 0.0), entries, decision)
         self._open[reservation_id] = res
-        self._renew(res, now + lease)
-        self._move(res, {m: charge.amount(m) for m in CHARGED_METRICS}, dict(zero), now)
-        remaining, reset = self._outlook(entries, now)
-        res.decision = Admitted(reservation_id, remaining, reset)
-        return res.decision
+        self._renew(res, deadline)
+        return decision
 
     async def extend(self, reservation_id: str, delta: Charge) -> Decision:
         now = self._clock.now()
@@ -306,7 +329,7 @@ class MemoryQuotaStore:
         now = self._clock.now()
         out = []
         for limit in limits:
-            geo = None if limit.window is None else Geometry.of(limit, now, self._periods)
+            geo = None if limit.window is None else self._geometries.of(limit.window, now)
             look = self._look(limit, geo, 0.0, now)
             if geo is None:
                 reset = holders_reset_after(look.deadlines, now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fleetplane.state.quota.model import Limit, SlidingWindow
+from fleetplane.state.quota.model import CalendarWindow, SlidingWindow
 from fleetplane.state.quota.periods import Bounds, PeriodCache
 
 # Where a reservation's usage goes when no bucket can hold it (a calendar reservation living beyond the
@@ -30,15 +30,6 @@ class Geometry:
     slot: float = 0.0  # sliding: seconds per slot
     slots: int = 0  # sliding: slots in the window
     bounds: Bounds | None = None  # calendar: see periods.compute_bounds
-
-    @classmethod
-    def of(cls, limit: Limit, now: float, periods: PeriodCache) -> Geometry:
-        window = limit.window
-        if isinstance(window, SlidingWindow):
-            return cls(slot=window.slot_seconds, slots=window.slots)
-        if window is None:
-            raise ValueError(f"limit {limit.key!r} has no window")
-        return cls(bounds=periods.bounds(window, now))
 
     def current(self, now: float) -> int | None:
         if self.bounds is None:
@@ -73,6 +64,25 @@ class Geometry:
             if b[i] == idx:
                 return float(b[i + 1])
         return None
+
+
+class Geometries:
+    """One Geometry per window, reused while its period lasts (admission builds none on the hot path)."""
+
+    def __init__(self) -> None:
+        self._periods = PeriodCache()
+        self._known: dict[SlidingWindow | CalendarWindow, Geometry] = {}
+
+    def of(self, window: SlidingWindow | CalendarWindow, now: float) -> Geometry:
+        geo = self._known.get(window)
+        if isinstance(window, SlidingWindow):
+            if geo is None:
+                geo = self._known[window] = Geometry(slot=window.slot_seconds, slots=window.slots)
+            return geo
+        bounds = self._periods.bounds(window, now)
+        if geo is None or geo.bounds != bounds:
+            geo = self._known[window] = Geometry(bounds=bounds)
+        return geo
 
 
 def window_retry_after(

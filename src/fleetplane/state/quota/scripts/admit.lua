@@ -62,7 +62,7 @@ for i, e in ipairs(entries) do
   if e.g == nil then
     reset = holders_reset(e.k, T)
   else
-    move_entry(e, 0, 0, charge[e.m], 0, T)
+    first_charge(e, charge[e.m], e.cur, T)
     e.held[#e.held + 1] = {e.cur, charge[e.m]}
     reset = window_reset(e.g, e.held, e.cur, T)
   end

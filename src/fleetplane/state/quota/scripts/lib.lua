@@ -250,15 +250,16 @@ local function move_entry(e, held, committed, new_held, new_committed, T)
   local created = false
   for idx, b in pairs(before) do
     if counts(g, idx, cur) then
-      local a = after[idx] or {0, 0}
-      created = bump(e.k, 't' .. fmt(idx), a[1] - b[1], is_float) or created
-      bump(e.k, 'r' .. fmt(idx), a[2] - b[2], is_float)
+      local a, name = after[idx] or {0, 0}, fmt(idx)
+      created = bump(e.k, 't' .. name, a[1] - b[1], is_float) or created
+      bump(e.k, 'r' .. name, a[2] - b[2], is_float)
     end
   end
   for idx, a in pairs(after) do
     if before[idx] == nil and counts(g, idx, cur) then
-      created = bump(e.k, 't' .. fmt(idx), a[1], is_float) or created
-      bump(e.k, 'r' .. fmt(idx), a[2], is_float)
+      local name = fmt(idx)
+      created = bump(e.k, 't' .. name, a[1], is_float) or created
+      bump(e.k, 'r' .. name, a[2], is_float)
     end
   end
   -- A counter lives until its newest bucket leaves the window (plus GRACE); only a write that creates a
@@ -267,6 +268,21 @@ local function move_entry(e, held, committed, new_held, new_committed, T)
     redis.call('PEXPIRE', e.k, fmt(math.ceil((leaves_at(g, cur) - T + GRACE) * 1000)))
   end
   e.p = pieces
+end
+
+-- A new reservation's first charge: one piece, all of it still reserved, in the current bucket. The same
+-- result move_entry(e, 0, 0, q, 0, T) computes, without its bookkeeping (this is the hot path).
+local function first_charge(e, q, cur, T)
+  if q == 0 then
+    return
+  end
+  local is_float, name = e.m == 'dollars', fmt(cur)
+  local created = bump(e.k, 't' .. name, q, is_float)
+  bump(e.k, 'r' .. name, q, is_float)
+  if created then
+    redis.call('PEXPIRE', e.k, fmt(math.ceil((leaves_at(e.g, cur) - T + GRACE) * 1000)))
+  end
+  e.p = {{cur, q}}
 end
 
 local METRICS = {'tokens', 'input_tokens', 'output_tokens', 'requests', 'dollars'}
