@@ -103,7 +103,10 @@ async def run_store(
 
 
 def print_table(rows: list[Row]) -> None:
-    head = f"{'store':<8} {'callers':<14} {'p50 µs':>9} {'p99 µs':>9} {'CPU µs/adm':>11} {'Redis CPU µs/adm':>17} {'adm/s':>9}"
+    head = (
+        f"{'store':<8} {'callers':<14} {'p50 µs':>9} {'p99 µs':>9} {'CPU µs/adm':>11} "
+        f"{'Redis CPU µs/adm':>17} {'adm/s':>9}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -134,13 +137,13 @@ if __name__ == "__main__":
     try:
         import uvloop
 
+        uvloop.install()  # the gateway runs on uvloop
         loop_name = "uvloop"
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency where the gateway runs
-        loop_name, runner = "asyncio", asyncio.run
+    except ImportError:
+        loop_name = "asyncio"
     version = redis.Redis.from_url(ns.redis).info("server")["redis_version"]
     print(
-        f"quota admission: {ns.admissions} admissions x 12 limits per phase; Python {platform.python_version()} "
-        f"({loop_name}), Redis {version}, {platform.machine()}"
+        f"quota admission: {ns.admissions} admissions x 12 limits per phase; "
+        f"Python {platform.python_version()} ({loop_name}), Redis {version}, {platform.machine()}"
     )
-    print_table(runner(main(ns.admissions, ns.redis)))
+    print_table(asyncio.run(main(ns.admissions, ns.redis)))

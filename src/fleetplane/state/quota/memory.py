@@ -294,6 +294,8 @@ class MemoryQuotaStore:
         return Admitted(reservation_id, remaining, reset)
 
     async def commit(self, reservation_id: str, used: Charge, *, lease: float | None = None) -> bool:
+        if lease is not None and not lease > 0:
+            raise ValueError(f"a lease must be > 0 seconds, not {lease!r}")
         now = self._clock.now()
         res = self._open.get(reservation_id)
         if res is None:
@@ -302,8 +304,6 @@ class MemoryQuotaStore:
         held = {m: max(res.held[m], committed[m]) for m in CHARGED_METRICS}
         self._move(res, held, committed, now)
         if lease is not None:
-            if not lease > 0:
-                raise ValueError(f"a lease must be > 0 seconds, not {lease!r}")
             res.lease = lease
         self._renew(res, now + res.lease)
         return True
