@@ -88,6 +88,15 @@ async def test_replicas_share_counters_and_end_a_reservation_exactly_once(redis_
         assert sorted(ends) == [False, False, True]
         [tokens, places] = await b.usage(limits)
         assert tokens.used in (20.0, 30.0, 0.0) and places.used == 0.0
+        # The same id admitted by two replicas at once is charged once; either may extend or settle it.
+        same = await asyncio.gather(
+            *(s.admit("r3", limits, Charge(tokens=10), lease=30) for s in (a, b, a, b))
+        )
+        assert all(d == same[0] for d in same) and isinstance(same[0], Admitted)
+        refused = await b.extend("r3", Charge(tokens=1000))
+        assert isinstance(refused, Denied) and refused.limit == limits[0]
+        assert [u.reserved for u in await a.usage(limits)] == [10.0, 0.0]
+        assert [u.used for u in await a.usage(limits)] == [tokens.used, 1.0]
     finally:
         await a.close()
         await b.close()

@@ -3,6 +3,9 @@ a crashed gateway or a cancelled stream held can leak."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from quota_support import Quota, concurrent, rpm, tpm, usd_per_day
 
@@ -204,3 +207,18 @@ async def test_settling_after_the_admission_slot_left_never_goes_negative(quota:
     assert held(await quota.store.usage([limit])) == [(0.0, 0.0)]
     assert await quota.store.settle("r2", Charge(tokens=250))  # the 150 beyond the estimate count now
     assert held(await quota.store.usage([limit])) == [(150.0, 0.0)]
+
+
+async def test_an_admission_whose_caller_was_cancelled_cannot_leak(quota: Quota) -> None:
+    """Cancelled mid-call, the caller cannot know whether the store charged it; the lease settles that."""
+    limits = [tpm(limit=1000), concurrent(limit=1)]
+    for i in range(20):
+        task = asyncio.ensure_future(quota.store.admit(f"c{i}", limits, Charge(tokens=50), lease=30))
+        for _ in range(i % 4):
+            await asyncio.sleep(0)  # cancel at different points of the call
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    quota.clock.advance(30)
+    await quota.store.expire()
+    assert held(await quota.store.usage(limits)) == [(0.0, 0.0), (0.0, 0.0)]

@@ -241,8 +241,9 @@ class MemoryQuotaStore:
         known = self._open.get(reservation_id)
         if known is not None:
             return known.decision
-        if reservation_id in self._settled:
-            return self._settled[reservation_id][1]
+        ended = self._settled.get(reservation_id)
+        if ended is not None and ended[0] > now:
+            return ended[1]
         looks = []
         for limit in limits:
             geo = None if limit.window is None else self._geometries.of(limit.window, now)

@@ -15,7 +15,9 @@ local raw = redis.call('GET', KEYS[2])
 if raw then
   -- The id is known: the first decision stands and nothing is charged again.
   local known = cmsgpack.unpack(raw)
-  return {2, known.dec, known.ks}
+  if known.o == 1 or known.x > T then
+    return {2, known.dec, known.ks}
+  end
 end
 
 local charge = read_charge(ARGV[7])

@@ -419,7 +419,10 @@ local function end_record(leases, rkey, rid, rec, final, T, ttl_ms)
     end
   end
   redis.call('ZREM', leases, rid)
-  redis.call('SET', rkey, cmsgpack.pack({o = 0, dec = rec.dec, ks = rec.ks}), 'PX', ttl_ms)
+  -- The tombstone knows its own end (`x`) as well: replays are judged by the same clock as everything
+  -- else, while PX (Redis' own clock) only collects the garbage.
+  local tomb = {o = 0, dec = rec.dec, ks = rec.ks, x = T + tonumber(ttl_ms) / 1000}
+  redis.call('SET', rkey, cmsgpack.pack(tomb), 'PX', ttl_ms)
 end
 
 local function expire_due(leases, prefix, T, most, ttl_ms)
