@@ -182,7 +182,7 @@ async def test_keys_share_one_hash_tag_and_nothing_outlives_its_use(
     await store.admit("r1", limits, Charge(tokens=10), lease=30)
     await store.admit("r2", limits, Charge(tokens=10), lease=30)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    keys = set(client.keys("*"))
+    keys: set[str] = set(client.keys("*"))  # type: ignore[arg-type]
     assert all(key.startswith("fleetplane:{quota}:") for key in keys)
     counter = "fleetplane:{quota}:w:team/acme/tpm"
     assert client.pttl(counter) > 0

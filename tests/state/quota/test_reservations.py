@@ -9,12 +9,20 @@ import contextlib
 import pytest
 from quota_support import Quota, concurrent, rpm, tpm, usd_per_day
 
-from fleetplane.state.quota import Admitted, Charge, Denied, Limit, SlidingWindow, UnknownReservation
+from fleetplane.state.quota import (
+    Admitted,
+    Charge,
+    Denied,
+    Limit,
+    LimitUsage,
+    SlidingWindow,
+    UnknownReservation,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-def held(usages: list) -> list[tuple[float, float]]:  # type: ignore[type-arg]
+def held(usages: list[LimitUsage]) -> list[tuple[float, float]]:
     return [(u.used, u.reserved) for u in usages]
 
 

@@ -21,7 +21,7 @@ from fleetplane.state.quota.model import (
 )
 from fleetplane.state.quota.periods import PeriodCache
 
-LIMIT = struct.Struct("<BBddddd")  # metric, kind, limit, four geometry fields: see scripts/lib.lua
+LIMIT = struct.Struct("<BBddddd")  # metric, kind, limit, four geometry fields: see scripts/reservations.lua
 CHARGE = struct.Struct("<ddddd")
 REFUSAL = struct.Struct("<dddd")  # used, reserved, requested, retry-after (-1 = never)
 METRIC_CODES = {m: i + 1 for i, m in enumerate(CHARGED_METRICS)}  # a concurrency limit's metric is 0

@@ -1,5 +1,6 @@
-"""The quota scripts on a Redis server: `scripts/<name>.lua` with `scripts/lib.lua` prepended (plain
-SCRIPT LOAD has no shared libraries, and Redis Functions would make every deployment manage a library).
+"""The quota scripts on a Redis server: `scripts/<name>.lua` with the shared `scripts/windows.lua` and
+`scripts/reservations.lua` prepended (plain SCRIPT LOAD has no shared libraries, and Redis Functions would
+make every deployment manage a library).
 
 A script runs by EVALSHA of its SHA-1, computed here; a server that does not have it (first use, restart,
 failover, SCRIPT FLUSH) answers NOSCRIPT, and the script is loaded with SCRIPT LOAD and run again. Every
@@ -18,11 +19,12 @@ from redis.exceptions import NoScriptError, RedisError
 from fleetplane.state.quota.store import QuotaStoreUnavailable
 
 NAMES = ("admit", "extend", "commit", "settle", "expire", "usage")
+SHARED = ("windows", "reservations")  # in this order: the second uses the first
 
 
 def script_source(name: str) -> str:
     folder = resources.files("fleetplane.state.quota") / "scripts"
-    return (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    return "\n".join((folder / f"{part}.lua").read_text() for part in (*SHARED, name))
 
 
 class Scripts:

@@ -9,7 +9,7 @@ takes from the newest pieces first, since the latest additions are the most spec
 Of what a reservation holds, the part not yet committed is "reserved"; it is attributed to the newest
 pieces, consistently with reductions. Each operation computes the reservation's contribution to every
 bucket before and after and writes only the difference, and only for buckets still in the window: once a
-bucket has left, its adjustment no longer matters and is dropped. `scripts/lib.lua` mirrors this module.
+bucket has left, its adjustment no longer matters and is dropped. `scripts/reservations.lua` mirrors this.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Window arithmetic shared by both stores: which bucket an instant falls in, which buckets count, when a
-bucket leaves, and the retry/reset times that follow. `scripts/lib.lua` does the same arithmetic, formula
+bucket leaves, and the retry/reset times that follow. `scripts/windows.lua` does the same arithmetic, formula
 for formula, so the memory and Redis stores agree to the bit (both use IEEE doubles).
 
 A bucket is a sliding window's slot (index = floor(t / slot_seconds)) or a calendar period (index = the
