@@ -2,6 +2,10 @@
 
 `input_tokens` counts every input token, cached ones included (the GenAI conventions' meaning);
 cache reads and writes are priced at their own rates and the rest at the input rate.
+
+The catalogue is consulted only for an identified provider: a model name alone says nothing about who
+serves it (a self-hosted deployment may well be called `gpt-4o`), so without a provider id a call with no
+declared price costs 0.
 """
 
 from __future__ import annotations
@@ -64,9 +68,17 @@ class Rates:
         return total / MILLION
 
 
-@lru_cache(maxsize=1024)
 def _catalogue_price(provider_id: str | None, model: str) -> Any:
-    """The genai-prices entry for a model, or None; looked up once per (provider, model)."""
+    """The genai-prices entry for a model of an identified provider, or None."""
+    if not provider_id:
+        # genai-prices would match the name across every provider; an unidentified one is not priced.
+        return None
+    return _provider_price(provider_id, model)
+
+
+@lru_cache(maxsize=1024)
+def _provider_price(provider_id: str, model: str) -> Any:
+    """Looked up once per (provider, model)."""
     from genai_prices import Usage, calc_price
 
     try:
