@@ -53,6 +53,9 @@ class RequestContext:
     include_usage: bool = False  # the client asked for a usage chunk on its stream
     attempts: list[Attempt] = field(default_factory=list)
     served_by: DeploymentRuntime | None = None
+    # The deployment holding the request right now (sent, no answer yet): charged if the client leaves.
+    pending: DeploymentRuntime | None = None
+    stream_error: str | None = None  # why a stream that started did not finish
     cache_status: str | None = None  # hit | miss | bypass; None when the model has no cache
     usage: TokenUsage | None = None
     usage_source: str = "none"

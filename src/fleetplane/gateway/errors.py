@@ -7,6 +7,7 @@ passed on (`upstream`), so a client can tell our 429 from a provider's.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import orjson
@@ -62,8 +63,8 @@ class GatewayError(Exception):
 
     def response_headers(self) -> dict[str, str]:
         headers = {"x-fleetplane-error-source": self.source, **self.headers}
-        if self.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(self.retry_after + 0.499)))
+        if self.retry_after is not None and math.isfinite(self.retry_after):
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
         return headers
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -141,7 +142,7 @@ def prepare(ctx: RequestContext, deployment: DeploymentRuntime) -> Exchange:
     body["model"] = deployment.model
     url = provider.base_url + path if upstream_api == "openai" else _anthropic_url(provider.base_url)
     if provider.query:
-        url += "?" + "&".join(f"{k}={v}" for k, v in provider.query.items())
+        url += "?" + urlencode(provider.query)
     headers = build_headers(provider, extra)
     if ctx.stream:
         headers["accept"] = "text/event-stream"

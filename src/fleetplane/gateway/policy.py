@@ -14,6 +14,7 @@ A reader looking for where a 429 is decided reads the chain's list in `gateway/a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +98,10 @@ class PolicyChain:
                 await policy.before_attempt(ctx, attempt)
             except Skip as skip:
                 await self.after_attempt(ctx, attempt, Outcome("skipped", detail=skip.reason), admitted)
+                raise
+            except BaseException:
+                # Cancelled or failed half-way: those that admitted must give back what they took.
+                await asyncio.shield(self.after_attempt(ctx, attempt, Outcome("cancelled"), admitted))
                 raise
             admitted.append(policy)
         return admitted

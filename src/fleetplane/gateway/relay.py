@@ -89,6 +89,7 @@ async def relay(
     detail: str | None = None
     captured: list[bytes] | None = [] if capture else None
     complete = False
+    silence = stream.attempt.deployment.provider.read_timeout
     try:
         meter = _Meter(ctx, stream)
         if ctx.progress_mark is not None and meter.streamed_after(stream.first) > ctx.progress_mark:
@@ -99,7 +100,8 @@ async def relay(
             yield chunk
         content = stream.response.content
         while True:
-            data = await content.readany()
+            async with asyncio.timeout(silence):
+                data = await content.readany()
             if not data:
                 break
             out = [b for event in stream.parser.feed(data) for b in stream.watcher.feed(event)]
@@ -127,7 +129,6 @@ async def relay(
         deployment = stream.attempt.deployment
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
             outcome = "timeout"
-            silence = deployment.provider.read_timeout
             detail = f"{deployment.id}: the upstream stream stalled (nothing for {silence:g}s)"
         else:
             outcome = "connection"
@@ -141,10 +142,8 @@ async def relay(
         outcome = "cancelled"
         raise
     finally:
-        stream.response.close()
+        stream.held.release()
         ctx.usage = settle_usage(ctx, stream, complete=complete)
-        stream.attempt.error = detail
-        await chain.after_attempt(
-            ctx, stream.attempt, Outcome(outcome, status=200, usage=ctx.usage, detail=detail), stream.admitted
-        )
+        ctx.stream_error = detail
+        await stream.run.settle(Outcome(outcome, status=200, usage=ctx.usage, detail=detail))
         await on_settled(ctx, b"".join(captured) if captured is not None and complete else None)

@@ -70,13 +70,14 @@ class EventStream:
             done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
                 pump.result()
-                return
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await pump
         finally:
             watcher.cancel()
-            # Runs the stream's own cleanup (close the upstream, record usage) whatever happened.
+            if not pump.done():
+                # The client left, or the server is stopping: stop the stream where it waits.
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await asyncio.shield(pump)
+            # Runs the stream's own cleanup (close the upstream, settle usage) if the pump did not.
             await self.body.aclose()  # type: ignore[attr-defined]
 
     async def _pump(self, send: Send, first: bytes) -> None:

@@ -1,36 +1,42 @@
 """L3: walk a model group's fallback chain until a deployment answers, within one deadline.
 
-Steps are tried in order; inside a step, deployments share traffic by weight. A 429, a 5xx, a timeout
-or a connection error puts the deployment in cooldown (honouring `retry-after`) and moves on; any
-other 4xx is the client's problem and is returned at once, never retried elsewhere. When every
-deployment is resting, the request waits for the first to recover if that fits in the deadline,
-otherwise it gets a 503 with `retry-after`.
+Steps are tried in order; inside a step, deployments share traffic by weight. A deployment that fails —
+429, 5xx, refusing the gateway's credentials or model (401/403/404), timing out, unreachable — rests in
+a cooldown (honouring `retry-after`) and the chain moves on; a 400/413/422 is the request's own fault and
+goes straight back to the client. When every deployment rests, the request waits for the first to
+recover if that fits in the deadline, otherwise it gets a 503 with `retry-after`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 import orjson
 
+from fleetplane.gateway.attempt import AttemptRun
 from fleetplane.gateway.config import DeploymentRuntime
 from fleetplane.gateway.context import Attempt, Reply, RequestContext
 from fleetplane.gateway.cooldown import Cooldowns
 from fleetplane.gateway.errors import GatewayError, UpstreamError
 from fleetplane.gateway.exchange import Exchange, prepare
-from fleetplane.gateway.policy import Outcome, OutcomeKind, Policy, PolicyChain, Skip
+from fleetplane.gateway.policy import Outcome, OutcomeKind, PolicyChain, Skip
 from fleetplane.gateway.sse import SSEParser
 from fleetplane.gateway.streams import StreamWatcher
-from fleetplane.gateway.upstream.pool import UpstreamPool, retry_after_seconds
+from fleetplane.gateway.upstream.pool import Held, UpstreamPool, retry_after_seconds
 from fleetplane.gateway.usage import counted_input, counted_output, openai_reply_text
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.telemetry.cost import TokenUsage
 
-# Statuses after which another deployment may well succeed.
-_RETRYABLE_4XX = frozenset({408, 409, 429})
+log = logging.getLogger("fleetplane.gateway")
+
+# The request's own fault: another deployment would refuse it too.
+_CLIENT_FAULT = frozenset({400, 413, 422})
+# An attempt is not started, and a wait not begun, with less than this left of the deadline.
+MIN_ATTEMPT = 0.5
 
 
 @dataclass
@@ -38,20 +44,19 @@ class OpenStream:
     """A stream whose upstream answered 200 and sent its first event; the relay carries it on."""
 
     exchange: Exchange
-    response: aiohttp.ClientResponse
+    held: Held
     parser: SSEParser
     watcher: StreamWatcher
     first: list[bytes]
-    attempt: Attempt
-    admitted: list[Policy]
+    run: AttemptRun
 
+    @property
+    def attempt(self) -> Attempt:
+        return self.run.attempt
 
-@dataclass
-class _Round:
-    """What one pass over the chain learned."""
-
-    errors: list[GatewayError] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
+    @property
+    def response(self) -> aiohttp.ClientResponse:
+        return self.held.response
 
 
 class Router:
@@ -82,7 +87,7 @@ class Router:
             wait = await self._next_ready(ctx, skips)
             remaining = ctx.remaining(self.clock.monotonic())
             out_of_attempts = len(ctx.attempts) >= self.max_attempts
-            if wait is None or wait > remaining or out_of_attempts:
+            if wait is None or wait + MIN_ATTEMPT > remaining or out_of_attempts:
                 fallback = await self.chain.on_exhausted(ctx)
                 if fallback is not None:
                     return fallback
@@ -104,18 +109,18 @@ class Router:
                     break
                 deployment = self._pick(available)
                 candidates.remove(deployment)
-                if ctx.remaining(self.clock.monotonic()) <= 0:
+                if ctx.remaining(self.clock.monotonic()) < MIN_ATTEMPT:
                     return None
                 try:
                     return await self._attempt(ctx, deployment)
                 except Skip as skip:
                     skips.append(skip)
                 except UpstreamError as error:
-                    if not _retryable(error.status):
+                    if error.status in _CLIENT_FAULT:
                         raise
                     errors.append(error)
                 except GatewayError as error:
-                    if error.kind != "unavailable" and error.kind != "invalid_request":
+                    if error.kind not in ("unavailable", "invalid_request"):
                         raise
                     errors.append(error)
         return None
@@ -127,11 +132,8 @@ class Router:
 
     async def _next_ready(self, ctx: RequestContext, skips: list[Skip]) -> float | None:
         """Seconds until some deployment may be tried again; None when none will be."""
-        resting = [
-            left
-            for left in await self.cooldowns.remaining([d.id for d in ctx.group.deployments()])
-            if left > 0
-        ]
+        left = await self.cooldowns.remaining([d.id for d in ctx.group.deployments()])
+        resting = [seconds for seconds in left if seconds > 0]
         deferred = [s.retry_after for s in skips if s.retry_after is not None and s.retry_after > 0]
         candidates = resting + deferred
         return min(candidates) if candidates else None
@@ -150,16 +152,16 @@ class Router:
             if wait is not None:
                 denial.retry_after = wait
             return denial
-        tried = (
-            "; ".join(f"{a.deployment.id}: {a.error}" for a in ctx.attempts if a.error)
-            or "all deployments are cooling down"
-        )
+        tried = "; ".join(f"{a.deployment.id}: {a.error}" for a in ctx.attempts if a.error)
         return GatewayError(
             "unavailable",
-            f"No deployment of model {ctx.group.name!r} could serve the request ({tried}).",
+            f"No deployment of model {ctx.group.name!r} could serve the request "
+            f"({tried or 'all deployments are cooling down'}).",
             code="no_deployment_available",
             retry_after=wait if wait is not None else ctx.group.cooldown,
         )
+
+    # -- one attempt -----------------------------------------------------------------------------------
 
     async def _attempt(self, ctx: RequestContext, deployment: DeploymentRuntime) -> Reply | OpenStream:
         attempt = Attempt(deployment=deployment, number=len(ctx.attempts) + 1, started=self.clock.monotonic())
@@ -177,162 +179,169 @@ class Router:
         except Skip as skip:
             attempt.error = f"skipped: {skip.reason}"
             raise
-        timeout = ctx.remaining(self.clock.monotonic())
+        run = AttemptRun(ctx, attempt, admitted, self.chain, self.cooldowns)
+        budget = ctx.remaining(self.clock.monotonic())
         if deployment.timeout is not None:
-            timeout = min(timeout, deployment.timeout)
+            budget = min(budget, deployment.timeout)
         try:
-            return await self._exchange(ctx, attempt, exchange, admitted, timeout)
-        except asyncio.CancelledError:
-            await self.chain.after_attempt(ctx, attempt, Outcome("cancelled"), admitted)
+            return await self._exchange(ctx, run, exchange, budget)
+        except BaseException:
+            # Whatever ended it — a failure already settled, a cancelled client — settle once.
+            await run.settle(Outcome("cancelled", detail="the request was abandoned"))
             raise
 
     async def _exchange(
-        self,
-        ctx: RequestContext,
-        attempt: Attempt,
-        exchange: Exchange,
-        admitted: list[Policy],
-        timeout: float,
+        self, ctx: RequestContext, run: AttemptRun, exchange: Exchange, budget: float
     ) -> Reply | OpenStream:
-        deployment = attempt.deployment
+        deployment = run.attempt.deployment
+        provider = deployment.provider
+        held: Held | None = None
+        phase = "waiting for a free connection"
         try:
-            response = await self.pool.send(deployment.provider, exchange.request, timeout=timeout)
+            async with asyncio.timeout(budget):
+                slot = await self.pool.acquire(provider)
+                phase = "waiting for response headers"
+                ctx.pending = deployment
+                held = await self.pool.send(provider, slot, exchange.request)
+                run.attempt.status = held.response.status
+                if held.response.status >= 400:
+                    phase = "reading the error"
+                    raw = await held.response.read()
+                    held.release()
+                    raise self._refused(ctx, run, exchange, held.response, raw)
+                if ctx.stream:
+                    phase = "waiting for the first event"
+                    opened = await self._first_event(ctx, run, exchange, held)
+                    held = None  # the relay owns it now
+                    return opened
+                phase = "reading the body"
+                raw = await held.response.read()
         except TimeoutError:
-            outcome = Outcome("timeout", detail=f"no answer within {timeout:.1f}s")
-            raise await self._unavailable(ctx, attempt, admitted, outcome) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise await self._unavailable(
-                ctx, attempt, admitted, Outcome("connection", detail=_describe(exc))
+            if held is not None:
+                held.release()
+            if phase == "waiting for a free connection":
+                # The gateway's own pool is full: not the deployment's fault, so no cooldown.
+                await run.settle(Outcome("skipped", detail="connection pool full"))
+                raise GatewayError(
+                    "unavailable",
+                    f"{deployment.id}: all {provider.max_connections} connections to provider "
+                    f"{provider.name!r} stayed busy",
+                ) from None
+            raise await run.fail(
+                Outcome("timeout", detail=f"no answer within {budget:.1f}s ({phase})")
             ) from None
-        attempt.status = response.status
-        if response.status >= 400:
-            try:
-                async with asyncio.timeout(max(0.001, ctx.remaining(self.clock.monotonic()))):
-                    raw = await response.read()
-            except (TimeoutError, aiohttp.ClientError):
-                raw = b""
-            finally:
-                response.release()
-            retry_after = retry_after_seconds(response.headers, clock=self.clock)
-            error = exchange.error(ctx, response.status, raw, retry_after)
-            if not _retryable(response.status):
-                attempt.error = f"{response.status}"
-                await self.chain.after_attempt(
-                    ctx, attempt, Outcome("client_error", status=response.status), admitted
-                )
-                raise error
-            kind: OutcomeKind = "rate_limited" if response.status == 429 else "server_error"
-            outcome = Outcome(
-                kind, status=response.status, retry_after=retry_after, detail=str(response.status)
-            )
-            await self._failed(ctx, attempt, admitted, outcome)
-            raise error
-        if ctx.stream:
-            return await self._open_stream(ctx, attempt, exchange, admitted, response)
-        return await self._complete(ctx, attempt, exchange, admitted, response)
+        except (aiohttp.ClientError, OSError) as exc:
+            if held is not None:
+                held.release()
+            ctx.pending = None
+            raise await run.fail(Outcome("connection", detail=_describe(exc))) from None
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
+        held.release()
+        return await self._complete(ctx, run, exchange, raw)
 
-    async def _failed(
-        self, ctx: RequestContext, attempt: Attempt, admitted: list[Policy], outcome: Outcome
-    ) -> None:
-        """Record a failed attempt and rest the deployment; the caller raises what the chain sees."""
-        attempt.error = outcome.detail or outcome.kind
-        attempt.retry_after = outcome.retry_after
-        rest = outcome.retry_after if outcome.retry_after is not None else ctx.group.cooldown
-        await self.cooldowns.mark(attempt.deployment.id, rest)
-        await self.chain.after_attempt(ctx, attempt, outcome, admitted)
-
-    async def _unavailable(
-        self, ctx: RequestContext, attempt: Attempt, admitted: list[Policy], outcome: Outcome
-    ) -> GatewayError:
-        await self._failed(ctx, attempt, admitted, outcome)
-        return GatewayError("unavailable", f"{attempt.deployment.id}: {attempt.error}")
-
-    async def _complete(
+    def _refused(
         self,
         ctx: RequestContext,
-        attempt: Attempt,
+        run: AttemptRun,
         exchange: Exchange,
-        admitted: list[Policy],
         response: aiohttp.ClientResponse,
-    ) -> Reply:
-        try:
-            async with asyncio.timeout(max(0.001, ctx.remaining(self.clock.monotonic()))):
-                raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            response.release()
-            kind: OutcomeKind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            raise await self._unavailable(
-                ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))
-            ) from None
+        raw: bytes,
+    ) -> UpstreamError:
+        """The error an upstream status means; settling it is left to the caller's handler."""
+        status = response.status
+        ctx.pending = None
+        retry_after = retry_after_seconds(response.headers, clock=self.clock)
+        error = exchange.error(ctx, status, raw, retry_after)
+        if status in _CLIENT_FAULT:
+            run.attempt.error = str(status)
+            run.pending_outcome = Outcome("client_error", status=status)
+            return error
+        if status in (401, 403, 404):
+            # The provider refused this deployment's credentials or model: a configuration problem the
+            # client can do nothing about, and whose details (key fragments) are not the client's to see.
+            log.error("deployment %s answered %d: %s", run.attempt.deployment.id, status, raw[:500])
+            what = "its credentials" if status in (401, 403) else "its model name"
+            detail = f"answered {status} (the provider refused {what}; see the gateway's log)"
+            error = UpstreamError(502, f"{run.attempt.deployment.id} {detail}", kind="upstream")
+        else:
+            detail = str(status)
+        kind: OutcomeKind = "rate_limited" if status == 429 else "server_error"
+        run.pending_outcome = Outcome(kind, status=status, retry_after=retry_after, detail=detail)
+        run.rest = True
+        return error
+
+    async def _complete(self, ctx: RequestContext, run: AttemptRun, exchange: Exchange, raw: bytes) -> Reply:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
             outcome = Outcome(
-                "server_error", status=response.status, detail="upstream answered with invalid JSON"
+                "server_error",
+                status=200,
+                detail="upstream answered 200 with a body that is not a JSON object",
             )
-            raise await self._unavailable(ctx, attempt, admitted, outcome) from None
-        usage = exchange.usage(body) if isinstance(body, dict) else None
+            raise await run.fail(outcome)
+        usage = exchange.usage(body)
         if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
             ctx.usage_source = "counted"
-            usage = TokenUsage(
-                input_tokens=counted_input(ctx.operation, ctx.body),
-                output_tokens=counted_output(openai_reply_text(body)) if ctx.operation == "chat" else 0,
-            )
+            text = openai_reply_text(body) if exchange.upstream_api == "openai" else _anthropic_text(body)
+            output = counted_output(text) if ctx.operation != "embeddings" else 0
+            usage = TokenUsage(input_tokens=counted_input(ctx.operation, ctx.body), output_tokens=output)
         else:
             ctx.usage_source = "reported"
         ctx.usage = usage
-        ctx.served_by = attempt.deployment
+        ctx.served_by = run.attempt.deployment
+        ctx.pending = None
         ctx.dropped_params = exchange.dropped
         if exchange.upstream_api != ctx.client_api:
             raw = orjson.dumps(exchange.reply(body))
-        await self.chain.after_attempt(ctx, attempt, Outcome("ok", status=200, usage=usage), admitted)
+        await run.settle(Outcome("ok", status=200, usage=usage))
         return Reply(status=200, body=raw)
 
-    async def _open_stream(
-        self,
-        ctx: RequestContext,
-        attempt: Attempt,
-        exchange: Exchange,
-        admitted: list[Policy],
-        response: aiohttp.ClientResponse,
+    async def _first_event(
+        self, ctx: RequestContext, run: AttemptRun, exchange: Exchange, held: Held
     ) -> OpenStream:
         """Wait for the first event before committing: an early error event still falls back."""
         parser = SSEParser()
         watcher = exchange.watcher()
         first: list[bytes] = []
-        try:
-            async with asyncio.timeout(max(0.001, ctx.remaining(self.clock.monotonic()))):
-                while not first and watcher.error is None:
-                    data = await response.content.readany()
-                    if not data:
-                        for event in parser.finish():
-                            first.extend(watcher.feed(event))
-                        if not first:
-                            raise aiohttp.ClientPayloadError("the stream ended before its first event")
-                        break
-                    for event in parser.feed(data):
-                        first.extend(watcher.feed(event))
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            response.close()
-            kind: OutcomeKind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            raise await self._unavailable(
-                ctx, attempt, admitted, Outcome(kind, detail=_describe(exc))
-            ) from None
+        content = held.response.content
+        while not first and watcher.error is None:
+            data = await content.readany()
+            if not data:
+                for event in parser.finish():
+                    first.extend(watcher.feed(event))
+                if not first:
+                    raise aiohttp.ClientPayloadError("the stream ended before its first event")
+                break
+            for event in parser.feed(data):
+                first.extend(watcher.feed(event))
         if watcher.error is not None:
-            response.close()
             message = str(watcher.error.get("message") or watcher.error.get("type") or "error event")
-            outcome = Outcome("server_error", detail=f"stream error: {message}")
-            raise await self._unavailable(ctx, attempt, admitted, outcome)
+            held.release()
+            raise await run.fail(Outcome("server_error", detail=f"stream error: {message}"))
         ctx.ttft = self.clock.monotonic() - ctx.started
-        ctx.served_by = attempt.deployment
+        ctx.served_by = run.attempt.deployment
         ctx.dropped_params = exchange.dropped
-        return OpenStream(exchange, response, parser, watcher, first, attempt, admitted)
-
-
-def _retryable(status: int) -> bool:
-    return status >= 500 or status in _RETRYABLE_4XX
+        return OpenStream(exchange, held, parser, watcher, first, run)
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 300 else text[:300] + "…"
+
+
+def _anthropic_text(body: dict[str, object]) -> list[str]:
+    out: list[str] = []
+    content = body.get("content")
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict):
+            if isinstance(block.get("text"), str):
+                out.append(block["text"])
+            elif block.get("type") == "tool_use":
+                out.append(str(block.get("name", "")) + orjson.dumps(block.get("input", {})).decode())
+    return out

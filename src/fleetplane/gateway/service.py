@@ -4,6 +4,7 @@ L3 router → the answer, its headers, and its line in the usage ledger.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -117,6 +118,20 @@ class Gateway:
                 )
                 self._record(ctx, 499, error="client_disconnected")
             return Response(status_code=499)
+        except asyncio.CancelledError:
+            # The server is stopping with this request unanswered: its usage must still be recorded.
+            if ctx is not None:
+                ctx.client_disconnected = True
+                self._record(ctx, 499, error="server_stopping")
+            raise
+        except Exception:
+            log.exception("request %s failed unexpectedly", request_id)
+            message = f"The gateway failed to handle request {request_id}; it is logged."
+            failure = GatewayError("internal", message)
+            if ctx is not None:
+                await self.chain.on_error(ctx, failure)
+                self._record(ctx, 500, error="internal")
+            return error_response(failure, client_api, request_id)
 
     def _group(self, model: str, operation: Operation, tenant: Tenant) -> ModelGroup:
         group = self._config().resolve(model)
@@ -148,16 +163,17 @@ class Gateway:
         async def settled(ctx: RequestContext, whole: bytes | None) -> None:
             reply = Reply(200, whole, media_type="text/event-stream") if whole is not None else None
             await self.chain.on_complete(ctx, reply)
-            self._record(ctx, 200 if not ctx.client_disconnected else 499)
+            status = 499 if ctx.client_disconnected else 200
+            self._record(ctx, status, error="stream_broken" if ctx.stream_error and status == 200 else None)
 
         body = relay(ctx, stream, self.chain, on_settled=settled, capture=ctx.capture_stream)
         return EventStream(body, _headers(ctx))
 
     def _record(self, ctx: RequestContext, status: int, *, error: str | None = None) -> None:
-        served = ctx.served_by
+        served = ctx.served_by or ctx.pending
         usage = ctx.usage
-        if usage is None and ctx.client_disconnected and ctx.attempts:
-            # The upstream was asked and then abandoned; it will bill the prompt it read.
+        if usage is None and ctx.client_disconnected and ctx.pending is not None:
+            # The upstream had the prompt when the client left; it will bill what it read.
             usage = TokenUsage(input_tokens=counted_input(ctx.operation, ctx.body))
             ctx.usage_source = "counted"
         record = UsageRecord(

@@ -164,6 +164,20 @@ class QuotaPolicy(Policy):
         if reservation is None:
             ctx.progress_mark = None
             return
+        try:
+            await self._progress(ctx, attempt, reservation, usage)
+        except QuotaStoreUnavailable as exc:
+            # The stream goes on; settlement retries at the end, and the lease releases what it must.
+            log.warning(
+                "quota store unreachable mid-stream (%s); %s no longer charged progressively",
+                exc,
+                reservation.id,
+            )
+            ctx.progress_mark = None
+
+    async def _progress(
+        self, ctx: RequestContext, attempt: Attempt, reservation: Reservation, usage: TokenUsage
+    ) -> None:
         streamed = usage.output_tokens
         ahead = streamed + self.block
         if ahead > reservation.output_reserved:
