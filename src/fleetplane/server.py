@@ -1,12 +1,17 @@
 """The fleetplane server: every wing's routes on one ASGI app and one port (`fleetplane up`).
 
-The admin API (`/admin/...`) answers loopback clients, or anyone presenting `FLEETPLANE_ADMIN_TOKEN`
-as a bearer token when that variable is set.
+The admin API (`/admin/...`): without `FLEETPLANE_ADMIN_TOKEN` it answers loopback clients only; with it,
+every client (loopback too) must present the token as a bearer token. `/admin/health` and `/admin/ready`
+are open to all, so probes need no secret. Loopback is decided from the connection's own peer address:
+`fleetplane up` runs uvicorn without proxy-header rewriting, so `X-Forwarded-For` cannot forge it, and a
+loopback request that carries a forwarding header came through a proxy on this host, so it is not
+treated as loopback either.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,35 +27,68 @@ from fleetplane import __version__
 from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+# Liveness and readiness say nothing secret; orchestrators probe them without credentials.
+OPEN_ADMIN_PATHS = frozenset({"/admin/health", "/admin/ready"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a peer address is loopback: 127.0.0.0/8, ::1, or IPv4 loopback mapped into IPv6."""
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return False  # a unix socket path or a name: not an address we can vouch for
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The bearer credential of the Authorization header, as raw bytes (the scheme is case-insensitive)."""
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, credential = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and credential.strip():
+                return credential.strip()
+            return None
+    return None
+
+
+def _relayed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a proxy relayed the request: then a loopback peer is that proxy, not the real client."""
+    return any(name.lower() in (b"forwarded", b"x-forwarded-for") for name, _ in headers)
 
 
 class AdminGuard:
-    """Refuses /admin requests that are neither from loopback nor carry the admin token."""
+    """Refuses /admin requests that lack the admin token (when one is set) or do not come from loopback."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
-        self.token = token
+        # Bytes: a presented header is compared byte for byte, whatever characters either side holds.
+        self.token = token.encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin") and not self._allowed(scope):
-            body = orjson.dumps(
-                {"error": {"message": "The admin API needs the admin token.", "type": "permission_error"}}
+            message = (
+                "The admin API needs the admin token as a bearer token."
+                if self.token
+                else "The admin API answers loopback clients only (set FLEETPLANE_ADMIN_TOKEN for others)."
             )
+            body = orjson.dumps({"error": {"message": message, "type": "permission_error"}})
             response = Response(body, status_code=403, media_type="application/json")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
     def _allowed(self, scope: Scope) -> bool:
+        if scope["path"] in OPEN_ADMIN_PATHS:
+            return True
         if self.token:
-            for name, value in scope.get("headers", []):
-                if name == b"authorization":
-                    presented = value.decode("latin-1").removeprefix("Bearer ").strip()
-                    return hmac.compare_digest(presented, self.token)
-            return False
+            presented = bearer_token(scope.get("headers", []))
+            return presented is not None and hmac.compare_digest(presented, self.token)
         client = scope.get("client")
-        return client is not None and client[0] in _LOOPBACK
+        return client is not None and is_loopback(client[0]) and not _relayed(scope.get("headers", []))
 
 
 def build_app(runtime: GatewayRuntime) -> ASGIApp:

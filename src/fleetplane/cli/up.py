@@ -228,6 +228,7 @@ async def _serve(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            proxy_headers=False,  # the admin guard trusts the peer address; X-Forwarded-For must not forge it
         )
         try:
             sock = _listen(host, port)
