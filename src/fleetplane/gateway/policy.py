@@ -100,8 +100,11 @@ class PolicyChain:
                 await self.after_attempt(ctx, attempt, Outcome("skipped", detail=skip.reason), admitted)
                 raise
             except BaseException:
-                # Cancelled or failed half-way: those that admitted must give back what they took.
-                await asyncio.shield(self.after_attempt(ctx, attempt, Outcome("cancelled"), admitted))
+                # Cancelled or failed half-way: those that admitted, and the one interrupted (it may have
+                # taken something before its answer was lost), must give back what they took.
+                await asyncio.shield(
+                    self.after_attempt(ctx, attempt, Outcome("cancelled"), [*admitted, policy])
+                )
                 raise
             admitted.append(policy)
         return admitted

@@ -70,6 +70,9 @@ class EventStream:
             done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
                 pump.result()
+        except asyncio.CancelledError:
+            # The server is stopping mid-stream: the stream's own cleanup below records what it sent.
+            pass
         finally:
             watcher.cancel()
             if not pump.done():

@@ -119,11 +119,13 @@ class Gateway:
                 self._record(ctx, 499, error="client_disconnected")
             return Response(status_code=499)
         except asyncio.CancelledError:
-            # The server is stopping with this request unanswered: its usage must still be recorded.
+            # The server is stopping with this request unanswered: record it, and tell the client to
+            # come back (to another replica) rather than leave it with a broken connection.
+            stopping = GatewayError("unavailable", "The gateway is shutting down; retry.", retry_after=1)
             if ctx is not None:
                 ctx.client_disconnected = True
                 self._record(ctx, 499, error="server_stopping")
-            raise
+            return error_response(stopping, client_api, request_id)
         except Exception:
             log.exception("request %s failed unexpectedly", request_id)
             message = f"The gateway failed to handle request {request_id}; it is logged."

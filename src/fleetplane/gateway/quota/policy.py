@@ -86,11 +86,17 @@ class QuotaPolicy(Policy):
         usage = TokenUsage(input_tokens=input_tokens(ctx), output_tokens=reserved_output)
         charge = charge_of(usage, attempt.deployment)
         rid = f"{ctx.request_id}:{attempt.number}"
+        # Known before the store is asked: if the answer is lost (a cancelled request), the admission
+        # that may have happened is released instead of waiting out its lease.
+        ctx.quota_reservations[attempt.number] = Reservation(
+            rid, self.store, usage.input_tokens, reserved_output
+        )
         decision, store = await self._admit(rid, scopes, limits, charge)
         wait = self._waits(ctx.tenant.key_name)
         if isinstance(decision, Denied) and wait is not None:
             decision, store = await self._wait(ctx, rid, scopes, limits, charge, decision, wait)
         if isinstance(decision, Denied):
+            ctx.quota_reservations.pop(attempt.number, None)
             raise Skip(
                 f"{decision.limit.scope} {decision.limit.name}",
                 retry_after=decision.retry_after,
