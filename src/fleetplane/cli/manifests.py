@@ -14,7 +14,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fleetplane.cli.admin_client import DEFAULT_SERVER, ServerURL
 from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
+from fleetplane.cli.live import show_quotas
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestError, ManifestErrors
 from fleetplane.manifests.kinds import KINDS
@@ -92,9 +94,15 @@ def get(
     ] = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="table, yaml or json.")] = "table",
     database_url: DatabaseURL = None,
+    server: ServerURL = DEFAULT_SERVER,
 ) -> None:
-    """Show what is applied in the store (not what is in a directory)."""
+    """Show what is applied in the store (not what is in a directory). `get quotas` shows each quota's
+    live counters (limit, used, reserved, schedule in force) from the running server."""
     wanted = resolve_kind(kind)
+    if wanted == "Quota" and name is None and output in ("table", "json"):
+        if show_quotas(server, output):
+            return
+        console.print(f"(no server answers at {server}: the applied Quota documents, without counters)")
 
     async def work(store: Store) -> dict[tuple[str, str], AppliedDocument]:
         return await AppliedRepository(store).all()

@@ -84,7 +84,7 @@ class Router:
             result = await self._round(ctx, errors, skips)
             if result is not None:
                 return result
-            wait = await self._next_ready(ctx, skips)
+            wait = await self._next_ready(ctx)
             remaining = ctx.remaining(self.clock.monotonic())
             out_of_attempts = len(ctx.attempts) >= self.max_attempts
             if wait is None or wait + MIN_ATTEMPT > remaining or out_of_attempts:
@@ -130,13 +130,15 @@ class Router:
             return available[0]
         return self.rng.choices(available, weights=[d.weight for d in available])[0]
 
-    async def _next_ready(self, ctx: RequestContext, skips: list[Skip]) -> float | None:
-        """Seconds until some deployment may be tried again; None when none will be."""
+    async def _next_ready(self, ctx: RequestContext) -> float | None:
+        """Seconds until a resting deployment may be tried again; None when none rests.
+
+        A policy's refusal (a spent quota) is not waited out here: the policy decides whether its
+        requests may wait (a key's `wait` setting), and otherwise the client hears the refusal now.
+        """
         left = await self.cooldowns.remaining([d.id for d in ctx.group.deployments()])
         resting = [seconds for seconds in left if seconds > 0]
-        deferred = [s.retry_after for s in skips if s.retry_after is not None and s.retry_after > 0]
-        candidates = resting + deferred
-        return min(candidates) if candidates else None
+        return min(resting) if resting else None
 
     def _exhausted(
         self, ctx: RequestContext, errors: list[GatewayError], skips: list[Skip], wait: float | None
