@@ -30,7 +30,7 @@ from fleetplane.gateway.upstream.pool import UpstreamPool
 from fleetplane.manifests.kinds import KINDS, Manifest
 from fleetplane.state.breaker import open_breaker_store
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
-from fleetplane.state.kv import KV, open_kv
+from fleetplane.state.kv import KV, MemoryKV, open_kv
 from fleetplane.state.quota import open_quota_store
 from fleetplane.store.applied import AppliedRepository
 from fleetplane.store.db import Store
@@ -51,6 +51,12 @@ class GatewaySettings:
     replicas: int = 1
     quota_lease: float = 120.0
     quota_sweep: float = 2.0
+    # In process, cached answers and small marks (cooldowns, breaker counters) live in separate KVs, so a
+    # churning cache can never evict a cooldown; each is bounded by entries and by bytes.
+    cache_max_entries: int = 100_000
+    cache_max_bytes: int = 256 * 2**20
+    marks_max_entries: int = 500_000
+    marks_max_bytes: int = 128 * 2**20
 
 
 async def load_applied(store: Store) -> tuple[int, list[Manifest]]:
@@ -74,10 +80,22 @@ class GatewayRuntime:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.kv: KV = open_kv(settings.redis_url, clock=clock)
+        # `kv` holds cooldowns and breaker marks, `cache_kv` cached answers: two LRUs in process, so cache
+        # churn cannot evict a cooldown; one Redis client when shared (Redis evicts by its own policy).
+        self.kv: KV = open_kv(
+            settings.redis_url,
+            clock=clock,
+            max_entries=settings.marks_max_entries,
+            max_bytes=settings.marks_max_bytes,
+        )
+        self.cache_kv: KV = self.kv
+        if not settings.redis_url:
+            self.cache_kv = MemoryKV(
+                clock=clock, max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes
+            )
         self.pool = UpstreamPool()
         self.cooldowns = Cooldowns(self.kv)
-        self.cache = ResponseCache(self.kv)
+        self.cache = ResponseCache(self.cache_kv)
         self.quota = QuotaPolicy(
             open_quota_store(settings.redis_url, clock=None if clock is SYSTEM_CLOCK else clock),
             rules=lambda: self.config.quota_rules,
@@ -167,6 +185,8 @@ class GatewayRuntime:
         await self.quota.close()
         await self.breakers.store.close()
         await self.kv.close()
+        if self.cache_kv is not self.kv:
+            await self.cache_kv.close()
 
     def routes(self) -> list[Route]:
         g = self.gateway

@@ -75,12 +75,16 @@ class RedisBreakerStore:
         *,
         clock: Clock | None = None,
         prefix: str = "fleetplane:",
-        timeout: float = 2.0,
+        timeout: float = 0.5,
+        connect_timeout: float = 1.0,
     ) -> None:
         import redis.asyncio as redis
 
+        # Breakers are checked on every request's path and fail open: a Redis that does not answer within
+        # `timeout` is BreakerStoreUnavailable, not seconds of added latency. Connecting gets longer because
+        # a burst opening many connections at once is slow on a busy host without anything being wrong.
         self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True
+            url, socket_connect_timeout=connect_timeout, socket_timeout=timeout, decode_responses=True
         )
         self._script = self._redis.register_script(SCRIPT)
         self._clock = clock

@@ -36,17 +36,21 @@ class RedisQuotaStore:
         expire_per_admit: int = 4,
         expire_batch: int = 100,
         settled_ttl: float = 300.0,
-        timeout: float = 2.0,
+        timeout: float = 0.5,
+        pool_timeout: float = 2.0,
         max_connections: int = 50,
     ) -> None:
         import redis.asyncio as redis
 
-        # A blocking pool queues callers beyond `max_connections` (for at most `timeout`) instead of failing
-        # them: a burst of admissions must wait its turn, not turn into QuotaStoreUnavailable.
+        # Admission is on every attempt's path: a Redis that does not answer (connect or reply) within
+        # `timeout` is QuotaStoreUnavailable and the fail mode decides, rather than each request waiting
+        # seconds. Scripts take well under a millisecond, so half a second is only ever an outage.
+        # A blocking pool queues callers beyond `max_connections` (for at most `pool_timeout`) instead of
+        # failing them: a burst of admissions must wait its turn, not turn into QuotaStoreUnavailable.
         pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=timeout,
+            timeout=pool_timeout,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
         )
