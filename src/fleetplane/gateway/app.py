@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.routing import Route
 
@@ -35,6 +36,7 @@ from fleetplane.state.quota import open_quota_store
 from fleetplane.store.applied import AppliedRepository
 from fleetplane.store.db import Store
 from fleetplane.store.keys import KeyRepository
+from fleetplane.store.url import home
 from fleetplane.store.usage import UsageRepository
 
 log = logging.getLogger("fleetplane.gateway")
@@ -57,6 +59,10 @@ class GatewaySettings:
     cache_max_bytes: int = 256 * 2**20
     marks_max_entries: int = 500_000
     marks_max_bytes: int = 128 * 2**20
+    # How long stopping may spend writing queued usage records before it spills them to `spill_dir`
+    # (default: `$FLEETPLANE_HOME/spill/`), to be replayed at the next start.
+    ledger_shutdown_timeout: float = 10.0
+    spill_dir: Path | None = None
 
 
 async def load_applied(store: Store, *, generation: int | None = None) -> tuple[int, list[Manifest]]:
@@ -114,7 +120,9 @@ class GatewayRuntime:
         self.chain = PolicyChain(self.policies())
         self.router = Router(chain=self.chain, cooldowns=self.cooldowns, pool=self.pool, clock=clock)
         self.keys = KeyIndex(KeyRepository(store), clock=clock)
-        self.ledger = UsageLedger(UsageRepository(store), clock=clock)
+        self.ledger = UsageLedger(
+            UsageRepository(store), clock=clock, spill_dir=settings.spill_dir or home() / "spill"
+        )
         self.config = GatewayConfig()
         self.gateway = Gateway(
             config=lambda: self.config,
@@ -164,6 +172,13 @@ class GatewayRuntime:
     async def start(self) -> None:
         await self.keys.refresh()
         await self.reload()
+        try:
+            replayed = await self.ledger.replay()
+        except Exception as exc:  # the ledger's task retries once the store takes writes
+            log.warning("usage ledger: spilled records not replayed yet: %s", exc)
+        else:
+            if replayed:
+                log.info("usage ledger: %d spilled records replayed", replayed)
         self._tasks = [
             asyncio.create_task(self.keys.run(), name="fleetplane-keys"),
             asyncio.create_task(self.ledger.run(), name="fleetplane-ledger"),
@@ -178,12 +193,7 @@ class GatewayRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        try:
-            await self.ledger.flush()
-        except Exception as exc:
-            log.error(
-                "usage ledger: %d records could not be written at shutdown: %s", self.ledger.pending, exc
-            )
+        await self.ledger.close(self.settings.ledger_shutdown_timeout)
         await self.pool.close()
         await self.quota.close()
         await self.breakers.store.close()

@@ -1,8 +1,13 @@
 """Virtual-key authentication: a presented secret → the tenant it stands for.
 
 Keys are held in memory, indexed by the hash of their secret, and refreshed from the store in the
-background; an unknown secret triggers at most one extra refresh per `miss_refresh` seconds, so a key
-created a moment ago works at once and a flood of bad keys cannot hammer the database.
+background; an unknown secret triggers at most one extra refresh per `miss_refresh` seconds (however many
+arrive at once), so a key created a moment ago works at once and a flood of bad keys cannot hammer the
+database.
+
+When the store cannot be reached, known keys keep working from the index; an unknown one gets a 503
+saying the key store is unreachable (it may be a key created since the last refresh), never a 500 and
+never a wait longer than `timeout`.
 """
 
 from __future__ import annotations
@@ -37,20 +42,64 @@ class KeyIndex:
         clock: Clock = SYSTEM_CLOCK,
         refresh_every: float = 5.0,
         miss_refresh: float = 1.0,
+        timeout: float = 5.0,
     ) -> None:
         self._repo = repo
         self._clock = clock
         self._refresh_every = refresh_every
         self._miss_refresh = miss_refresh
+        self._timeout = timeout
         self._by_hash: dict[str, KeyRecord] = {}
-        self._loaded_at = float("-inf")
+        # When the last refresh attempt ended, and why it failed (None: it succeeded).
+        self._attempted_at = float("-inf")
+        self._failure: str | None = None
         self._lock = asyncio.Lock()
+        self.refreshes = 0  # reads of the whole key table, for operators and tests
 
     async def refresh(self) -> None:
         async with self._lock:
-            records = await self._repo.all()
-            self._by_hash = {r.key_hash: r for r in records}
-            self._loaded_at = self._clock.monotonic()
+            await self._load()
+
+    async def _load(self) -> None:
+        """Read every key (the caller holds the lock); a store that does not answer in time is a failure."""
+        self.refreshes += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                records = await self._repo.all()
+        except Exception as exc:
+            self._attempted_at = self._clock.monotonic()
+            self._failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+        self._by_hash = {r.key_hash: r for r in records}
+        self._attempted_at = self._clock.monotonic()
+        self._failure = None
+
+    def _recently_attempted(self) -> bool:
+        return self._clock.monotonic() - self._attempted_at < self._miss_refresh
+
+    def _unavailable(self) -> GatewayError:
+        return GatewayError(
+            "unavailable",
+            "The virtual key store cannot be reached, so this key cannot be checked; try again shortly.",
+            code="key_store_unavailable",
+            retry_after=self._miss_refresh,
+        )
+
+    async def _lookup_after_refresh(self, digest: str) -> KeyRecord | None:
+        """The record for an unknown secret after at most one refresh per `miss_refresh` seconds."""
+        if not self._recently_attempted():
+            async with self._lock:
+                # Requests that queued behind another's refresh use its result instead of reading again.
+                if not self._recently_attempted():
+                    try:
+                        await self._load()
+                    except Exception as exc:
+                        log.warning("virtual key store unreachable (%s); unknown keys get 503", self._failure)
+                        raise self._unavailable() from exc
+        record = self._by_hash.get(digest)
+        if record is None and self._failure is not None:
+            raise self._unavailable()
+        return record
 
     async def run(self) -> None:
         """Refresh forever (a background task of the server)."""
@@ -72,9 +121,8 @@ class KeyIndex:
             )
         digest = hash_secret(secret)
         record = self._by_hash.get(digest)
-        if record is None and self._clock.monotonic() - self._loaded_at >= self._miss_refresh:
-            await self.refresh()
-            record = self._by_hash.get(digest)
+        if record is None:
+            record = await self._lookup_after_refresh(digest)
         if record is None:
             raise GatewayError(
                 "authentication",
