@@ -22,7 +22,7 @@ from fleetplane.gateway.errors import GatewayError
 from fleetplane.gateway.policy import Outcome, Policy, Skip
 from fleetplane.gateway.quota.reserve import dollars, input_tokens
 from fleetplane.state.breaker import BreakerSpec, BreakerStore, BreakerStoreUnavailable, Verdict
-from fleetplane.state.kv import KV
+from fleetplane.state.kv import KV, KVUnavailable
 
 log = logging.getLogger("fleetplane.gateway")
 
@@ -90,8 +90,8 @@ class BreakerPolicy(Policy):
                     watch.probes.append(spec)
                 if verdict.admitted:
                     verdict = await self._observe_arrival(rule, spec, ctx, probe=verdict.probe)
-            except BreakerStoreUnavailable as exc:
-                log.warning("breaker store unreachable (%s); %s not checked", exc, rule.name)
+            except (BreakerStoreUnavailable, KVUnavailable) as exc:
+                log.warning("breaker state unreachable (%s); %s not checked", exc, rule.name)
                 continue
             if not verdict.admitted:
                 await self._report_probes(watch, good=False)
