@@ -12,6 +12,7 @@ from starlette.routing import Route
 from fleetplane.gateway.app import GatewayRuntime
 from fleetplane.gateway.quota.report import quota_report
 from fleetplane.state.breaker import BreakerStoreUnavailable
+from fleetplane.state.kv import KVUnavailable
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -56,8 +57,12 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
 
     async def flush(_: Request) -> Response:
         """Write queued usage records now (tests, and operators before reading spend)."""
-        written = await runtime.ledger.flush()
         ledger = runtime.ledger
+        try:
+            written = await ledger.flush()
+        except Exception as exc:
+            message = f"the store cannot take the usage records now ({exc}); {ledger.pending} wait in memory"
+            return _json({"error": {"message": message}}, 503)
         return _json({"written": written, "pending": ledger.pending, "dropped": ledger.dropped})
 
     async def quotas(_: Request) -> Response:
@@ -82,7 +87,10 @@ def admin_routes(runtime: GatewayRuntime) -> list[Route]:
 
     async def clear_cooldown(request: Request) -> Response:
         deployment = request.path_params["deployment"]
-        await runtime.cooldowns.clear(deployment)
+        try:
+            await runtime.cooldowns.clear(deployment)
+        except KVUnavailable as exc:
+            return _json({"error": {"message": f"the shared state cannot be reached: {exc}"}}, 503)
         return _json({"cleared": deployment})
 
     return [

@@ -17,6 +17,7 @@ import orjson
 
 from fleetplane.gateway.context import Reply, RequestContext
 from fleetplane.gateway.policy import Policy
+from fleetplane.gateway.quietlog import THROTTLED
 from fleetplane.state.kv import KV
 
 log = logging.getLogger("fleetplane.gateway")
@@ -52,7 +53,7 @@ class ResponseCache(Policy):
         try:
             value = await self._kv.get(self.key(ctx))
         except Exception as exc:
-            log.warning("cache lookup failed: %s", exc)
+            THROTTLED.warning("cache-lookup", "cache lookup failed: %s", exc)
             return None
         if value is None:
             return None
@@ -93,4 +94,4 @@ class ResponseCache(Policy):
                 self.key(ctx), reply.media_type.encode() + b"\n" + reply.body, ctx.group.cache_ttl
             )
         except Exception as exc:
-            log.warning("cache store failed: %s", exc)
+            THROTTLED.warning("cache-store", "cache store failed: %s", exc)

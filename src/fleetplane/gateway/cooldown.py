@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from fleetplane.gateway.quietlog import THROTTLED
 from fleetplane.state.kv import KV
 
 log = logging.getLogger("fleetplane.gateway")
@@ -31,14 +32,14 @@ class Cooldowns:
             if current is None or current < seconds:
                 await self._kv.set(self._key(deployment_id), b"1", seconds)
         except Exception as exc:
-            log.warning("could not record cooldown of %s: %s", deployment_id, exc)
+            THROTTLED.warning("cooldown-mark", "could not record cooldown of %s: %s", deployment_id, exc)
 
     async def remaining(self, deployment_ids: Sequence[str]) -> list[float]:
         """Seconds each deployment still rests (0 when it is available)."""
         try:
             left = await self._kv.remaining([self._key(d) for d in deployment_ids])
         except Exception as exc:
-            log.warning("could not read cooldowns: %s", exc)
+            THROTTLED.warning("cooldown-read", "could not read cooldowns: %s", exc)
             return [0.0] * len(deployment_ids)
         return [value or 0.0 for value in left]
 
