@@ -3,6 +3,10 @@
 Each watcher returns the bytes to send the client for every upstream event and keeps what the gateway
 needs afterwards: the usage the upstream reported, the generated text (to count tokens when it reported
 none), and an error event if one arrived. The cross-API translators in `translate/` have the same shape.
+
+An upstream may send anything in an event. A passthrough forwards it as it came and never raises: what it
+cannot read (not JSON, a list, `choices` that is not a list, a `usage` that is not an object) it simply
+does not watch, and it keeps whatever else it can read.
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from fleetplane.gateway.sse import SSEEvent
+from fleetplane.gateway.sse import SSEEvent, encode_event
+from fleetplane.gateway.translate.errors import readable_error
 from fleetplane.gateway.usage import anthropic_usage, openai_usage
 from fleetplane.telemetry.cost import TokenUsage
+
+_DONE = b"data: [DONE]\n\n"
+# Anthropic events whose data the watcher reads; the rest pass by unparsed.
+_WATCHED = frozenset({"content_block_delta", "message_start", "message_delta", "error"})
 
 
 class StreamWatcher(Protocol):
@@ -39,37 +48,46 @@ class OpenAIPassthrough:
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         data = event.data
-        if data == "[DONE]":
+        if data.strip() == "[DONE]":
             self.finished = True
-            return [b"data: [DONE]\n\n"]
+            return [_DONE]
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return [b"data: " + data.encode() + b"\n\n"]
+            return [_frame(data)]
         if not isinstance(chunk, dict):
-            return [b"data: " + data.encode() + b"\n\n"]
-        if "error" in chunk:
-            self.error = (
-                chunk["error"] if isinstance(chunk["error"], Mapping) else {"message": str(chunk["error"])}
-            )
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
+            return [_frame(data)]
+        if chunk.get("error"):
+            self.error = readable_error(chunk["error"])
+        self._watch(chunk.get("choices"))
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping):
+            self.usage = openai_usage(usage)
+        if usage and not self.include_usage:
+            # The gateway forced include_usage upstream to charge the stream; the client did not ask.
+            if not chunk.get("choices"):
+                return []
+            chunk.pop("usage")
+            try:
+                return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
+            except orjson.JSONEncodeError:
+                # Nested deeper than orjson writes (it reads deeper): the chunk goes out as it came.
+                pass
+        return [_frame(data)]
+
+    def _watch(self, choices: Any) -> None:
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, Mapping) else None
+            if not isinstance(delta, Mapping):
+                continue
             content = delta.get("content")
             if isinstance(content, str):
                 self._text.append(content)
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                self._text.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = openai_usage(usage)
-            if not self.include_usage:
-                # The gateway forced include_usage upstream to charge the stream; the client did not ask.
-                if not chunk.get("choices"):
-                    return []
-                chunk.pop("usage")
-                return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
-        return [b"data: " + data.encode() + b"\n\n"]
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, Mapping) else None
+                if isinstance(function, Mapping):
+                    self._text.append(_string(function.get("name")) + _string(function.get("arguments")))
 
     def finish(self) -> list[bytes]:
         return []
@@ -87,39 +105,58 @@ class AnthropicPassthrough:
         self._input: Mapping[str, Any] = {}
 
     def feed(self, event: SSEEvent) -> list[bytes]:
-        out = f"event: {event.event}\ndata: {event.data}\n\n" if event.event else f"data: {event.data}\n\n"
         kind = event.event
-        if kind in ("content_block_delta", "message_start", "message_delta", "error"):
+        if kind is None or kind in _WATCHED:
             try:
                 payload = orjson.loads(event.data)
             except orjson.JSONDecodeError:
-                return [out.encode()]
-            self._observe(kind, payload)
-        elif kind == "message_stop":
+                payload = None
+            if isinstance(payload, dict):
+                # Anthropic names every event; a proxy that dropped the names leaves the type in the data.
+                if kind is None and isinstance(payload.get("type"), str):
+                    kind = payload["type"]
+                self._observe(kind, payload)
+        if kind == "message_stop":
             self.finished = True
-        return [out.encode()]
+        return [_frame(event.data, event.event)]
 
-    def _observe(self, kind: str, payload: Any) -> None:
-        if not isinstance(payload, dict):
-            return
+    def _observe(self, kind: str | None, payload: Mapping[str, Any]) -> None:
         if kind == "content_block_delta":
-            delta = payload.get("delta") or {}
-            piece = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
-            if isinstance(piece, str):
-                self._text.append(piece)
+            delta = payload.get("delta")
+            if isinstance(delta, Mapping):
+                for key in ("text", "partial_json", "thinking"):
+                    piece = delta.get(key)
+                    if isinstance(piece, str) and piece:
+                        self._text.append(piece)
+                        break
         elif kind == "message_start":
-            self._input = (payload.get("message") or {}).get("usage") or {}
-            self.usage = anthropic_usage(self._input)
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, Mapping) else None
+            if isinstance(usage, Mapping):
+                self._input = usage
+                self.usage = anthropic_usage(usage)
         elif kind == "message_delta":
-            # message_delta's usage is cumulative; input counts may only be in message_start.
-            merged = {**self._input, **(payload.get("usage") or {})}
-            self.usage = anthropic_usage(merged)
+            usage = payload.get("usage")
+            if isinstance(usage, Mapping):
+                # message_delta's usage is cumulative; input counts may only be in message_start.
+                self.usage = anthropic_usage({**self._input, **usage})
         elif kind == "error":
-            error = payload.get("error")
-            self.error = error if isinstance(error, Mapping) else {"message": str(error)}
+            self.error = readable_error(payload.get("error"))
 
     def finish(self) -> list[bytes]:
         return []
 
     def text(self) -> list[str]:
         return self._text
+
+
+def _frame(data: str, event: str | None = None) -> bytes:
+    """The event as it came. The SSE parser never yields a line break in an event name or a lone surrogate
+    in data, but a frame must not raise whatever it is handed."""
+    if event is not None and ("\n" in event or "\r" in event):
+        event = event.replace("\r", " ").replace("\n", " ")
+    return encode_event(data.encode("utf-8", "replace"), event or None)
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""

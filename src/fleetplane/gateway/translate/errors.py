@@ -92,6 +92,17 @@ def anthropic_error_type(status: int) -> str:
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
+def readable_error(error: Any) -> dict[str, str]:
+    """An upstream's error object reduced to the string fields a gateway reads (`type`, `message`, `code`),
+    so junk inside it (a list for a message, a structure nested too deep to print) cannot make whoever
+    reports it fail. A bare string is the message; anything else unreadable gives an empty object."""
+    if isinstance(error, str):
+        return {"message": error}
+    if not isinstance(error, Mapping):
+        return {}
+    return {key: error[key] for key in ("type", "message", "code") if isinstance(error.get(key), str)}
+
+
 def _error_object(body: Mapping[str, Any] | bytes | str | None) -> Mapping[str, Any]:
     """The `error` object both APIs nest their details in; a body that is not JSON (a proxy's HTML page)
     is carried as the message."""

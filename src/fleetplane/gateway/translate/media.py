@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from fleetplane.gateway.translate.shared import Body, TranslationError
+from fleetplane.gateway.translate.shared import Body, TranslationError, shown
 
 _HTTP = ("http://", "https://")
 
@@ -38,10 +39,18 @@ def openai_image_url(source: Any, param: str) -> str:
     if isinstance(source, dict):
         kind = source.get("type")
         if kind == "base64":
-            return data_url(str(source.get("media_type", "")), str(source.get("data", "")))
+            return _base64_url(source, f"{param}.source")
         if kind == "url" and isinstance(source.get("url"), str):
             return str(source["url"])
     raise TranslationError("only base64 and url image sources can be sent to OpenAI deployments", param)
+
+
+def _base64_url(source: Body, param: str) -> str:
+    """A base64 source as a data URL; without its media type and data as strings there is none to make."""
+    for key in ("media_type", "data"):
+        if not isinstance(source.get(key), str):
+            raise TranslationError(f"a base64 source needs {key} as a string", f"{param}.{key}")
+    return data_url(source["media_type"], source["data"])
 
 
 def anthropic_document(file: Any, param: str) -> Body:
@@ -62,16 +71,20 @@ def anthropic_document(file: Any, param: str) -> Body:
     return block
 
 
-def openai_document(block: Body, param: str) -> Body:
+def openai_document(block: Mapping[str, Any], param: str) -> Body:
     """A base64 document becomes an OpenAI `file` part; a plain-text document becomes a text part."""
     source = block.get("source")
     kind = source.get("type") if isinstance(source, dict) else None
     if isinstance(source, dict) and kind == "base64":
-        file: Body = {"file_data": data_url(str(source.get("media_type", "")), str(source.get("data", "")))}
-        file["filename"] = block.get("title") or "document"
+        file: Body = {"file_data": _base64_url(source, f"{param}.source")}
+        title = block.get("title")
+        file["filename"] = title if isinstance(title, str) and title else "document"
         return {"type": "file", "file": file}
     if isinstance(source, dict) and kind == "text":
-        return {"type": "text", "text": str(source.get("data", ""))}
+        data = source.get("data")
+        if not isinstance(data, str):
+            raise TranslationError("a text source needs data as a string", f"{param}.source.data")
+        return {"type": "text", "text": data}
     raise TranslationError(
-        f"document source {kind!r} cannot be sent to OpenAI deployments", f"{param}.source.type"
+        f"document source {shown(kind)} cannot be sent to OpenAI deployments", f"{param}.source.type"
     )

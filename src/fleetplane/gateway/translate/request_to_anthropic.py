@@ -9,13 +9,18 @@ from typing import Any
 import orjson
 
 from fleetplane.gateway.translate.media import anthropic_document, anthropic_image
-from fleetplane.gateway.translate.shared import Body, Translated, TranslationError
+from fleetplane.gateway.translate.shared import (
+    Body,
+    Translated,
+    TranslationError,
+    check_depth,
+    shown,
+)
 
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 # Anthropic tool ids must match this; OpenAI-compatible servers are looser. The same rewrite applies to a
 # call and to its result, so the pair still matches.
 _TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-_EMPTY_SCHEMA: Body = {"type": "object", "properties": {}}
 # Read by the translation below rather than key by key.
 _STRUCTURAL = frozenset(
     {
@@ -31,6 +36,11 @@ _STRUCTURAL = frozenset(
 
 
 def openai_request_to_anthropic(body: Mapping[str, Any], *, default_max_tokens: int) -> Translated:
+    """Any JSON body either translates or raises `TranslationError` naming the field (with its index path)
+    and what it should have been: nothing else escapes, whatever the client sent."""
+    if not isinstance(body, Mapping):
+        raise TranslationError("the request body must be a JSON object", "body")
+    check_depth(body)
     out = Translated({})
     result = out.body
     if "model" in body:
@@ -124,7 +134,7 @@ def _response_format(value: Any, out: Translated) -> None:
         out.body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         return
     raise TranslationError(
-        f"response_format {kind!r} is not supported by Anthropic deployments; use json_schema",
+        f"response_format {shown(kind)} is not supported by Anthropic deployments; use json_schema",
         "response_format",
     )
 
@@ -159,9 +169,11 @@ _PARAMS: dict[str, Callable[[Any, Translated], None]] = {
 
 def _tools(body: Mapping[str, Any], out: Translated) -> None:
     tools = body.get("tools")
-    if not tools:
+    if tools is None or tools == []:
         # Without tools a tool_choice or parallel_tool_calls asks for nothing, so nothing is lost.
         return
+    if not isinstance(tools, list):
+        raise TranslationError("tools must be a list", "tools")
     out.body["tools"] = [_tool(tool, i) for i, tool in enumerate(tools)]
     choice = _tool_choice(body.get("tool_choice"))
     if body.get("parallel_tool_calls") is False:
@@ -173,16 +185,18 @@ def _tools(body: Mapping[str, Any], out: Translated) -> None:
 
 
 def _tool(tool: Any, i: int) -> Body:
-    kind = tool.get("type") if isinstance(tool, Mapping) else None
+    if not isinstance(tool, Mapping):
+        raise TranslationError("a tool must be an object", f"tools[{i}]")
+    kind = tool.get("type")
     if kind != "function":
-        raise TranslationError(_unsupported(f"tool type {kind!r}"), f"tools[{i}].type")
+        raise TranslationError(_unsupported(f"tool type {shown(kind)}"), f"tools[{i}].type")
     function = tool.get("function")
     if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
         raise TranslationError("a function tool needs a name", f"tools[{i}].function.name")
     result: Body = {"name": function["name"]}
     if function.get("description") is not None:
         result["description"] = function["description"]
-    result["input_schema"] = function.get("parameters") or _EMPTY_SCHEMA
+    result["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
     if function.get("strict"):
         result["strict"] = True
     return result
@@ -197,7 +211,7 @@ def _tool_choice(choice: Any) -> Body | None:
         function = choice.get("function")
         if isinstance(function, Mapping) and isinstance(function.get("name"), str):
             return {"type": "tool", "name": function["name"]}
-    raise TranslationError(_unsupported(f"tool_choice {choice!r}"), "tool_choice")
+    raise TranslationError(_unsupported(f"tool_choice {shown(choice)}"), "tool_choice")
 
 
 def _messages(messages: Any, out: Translated) -> tuple[str | list[Body] | None, list[Body]]:
@@ -206,7 +220,9 @@ def _messages(messages: Any, out: Translated) -> tuple[str | list[Body] | None, 
     system: list[tuple[Any, str]] = []
     turns: list[Body] = []
     for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, Mapping) else None
+        if not isinstance(message, Mapping):
+            raise TranslationError("a message must be an object", f"messages[{i}]")
+        role = message.get("role")
         if role in ("system", "developer"):
             system.append((message.get("content"), f"messages[{i}]"))
         elif role == "user":
@@ -216,7 +232,7 @@ def _messages(messages: Any, out: Translated) -> tuple[str | list[Body] | None, 
         elif role == "tool":
             _append(turns, "user", [_tool_result(message, i, out)])
         else:
-            raise TranslationError(f"unknown role {role!r}", f"messages[{i}].role")
+            raise TranslationError(f"unknown role {shown(role)}", f"messages[{i}].role")
         if message.get("name") is not None:
             out.drop("name")
     return _system(system, out), turns
@@ -257,9 +273,11 @@ def _user_content(content: Any, param: str, out: Translated) -> str | list[Body]
 
 
 def _part(part: Any, param: str, out: Translated) -> Body:
-    kind = part.get("type") if isinstance(part, Mapping) else None
+    if not isinstance(part, Mapping):
+        raise TranslationError("a content part must be an object", param)
+    kind = part.get("type")
     if kind == "text":
-        block: Body = {"type": "text", "text": part.get("text", "")}
+        block: Body = {"type": "text", "text": _string(part, "text", param)}
     elif kind == "image_url":
         image = part.get("image_url")
         if not isinstance(image, Mapping):
@@ -271,11 +289,21 @@ def _part(part: Any, param: str, out: Translated) -> Body:
     elif kind == "file":
         block = anthropic_document(part.get("file"), param)
     else:
-        raise TranslationError(_unsupported(f"content part type {kind!r}"), f"{param}.type")
+        raise TranslationError(_unsupported(f"content part type {shown(kind)}"), f"{param}.type")
     # The prompt-caching marker some OpenAI clients already send for Anthropic models keeps working.
     if part.get("cache_control") is not None:
         block["cache_control"] = part["cache_control"]
     return block
+
+
+def _string(part: Mapping[str, Any], key: str, param: str) -> str:
+    """A text field of a part; absent reads as empty (the upstream says whether empty is allowed)."""
+    value = part.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TranslationError(f"{key} must be a string", f"{param}.{key}")
+    return value
 
 
 def _assistant_content(message: Mapping[str, Any], i: int) -> str | list[Body]:
@@ -283,8 +311,12 @@ def _assistant_content(message: Mapping[str, Any], i: int) -> str | list[Body]:
         if message.get(field) is not None:
             raise TranslationError(_unsupported(f"assistant {field}"), f"messages[{i}].{field}")
     content = message.get("content")
-    tool_calls = message.get("tool_calls") or []
-    refusal = message.get("refusal")
+    tool_calls = message.get("tool_calls")
+    if tool_calls is None:
+        tool_calls = []
+    if not isinstance(tool_calls, list):
+        raise TranslationError("tool_calls must be a list", f"messages[{i}].tool_calls")
+    refusal = _string(message, "refusal", f"messages[{i}]")
     if isinstance(content, str) and not tool_calls and not refusal:
         return content
     blocks: list[Body] = []
@@ -292,13 +324,16 @@ def _assistant_content(message: Mapping[str, Any], i: int) -> str | list[Body]:
         blocks.append({"type": "text", "text": content})
     elif isinstance(content, list):
         for j, part in enumerate(content):
-            kind = part.get("type") if isinstance(part, Mapping) else None
+            where = f"messages[{i}].content[{j}]"
+            if not isinstance(part, Mapping):
+                raise TranslationError("a content part must be an object", where)
+            kind = part.get("type")
             if kind not in ("text", "refusal"):
-                raise TranslationError(
-                    _unsupported(f"assistant part type {kind!r}"), f"messages[{i}].content[{j}].type"
-                )
-            blocks.append({"type": "text", "text": part.get(kind) or ""})
-    if isinstance(refusal, str):
+                raise TranslationError(_unsupported(f"assistant part type {shown(kind)}"), f"{where}.type")
+            blocks.append({"type": "text", "text": _string(part, kind, where)})
+    elif content is not None:
+        raise TranslationError("content must be a string, a list of parts or null", f"messages[{i}].content")
+    if refusal:
         blocks.append({"type": "text", "text": refusal})
     # Anthropic rejects empty text blocks, which OpenAI clients send beside tool calls.
     blocks = [block for block in blocks if block["text"]]
@@ -307,23 +342,38 @@ def _assistant_content(message: Mapping[str, Any], i: int) -> str | list[Body]:
 
 
 def _tool_use(call: Any, param: str) -> Body:
-    function = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(call, Mapping):
+        raise TranslationError("a tool call must be an object", param)
+    function = call.get("function")
     if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
         raise TranslationError("a tool call needs a function name", f"{param}.function.name")
-    arguments = function.get("arguments")
-    try:
-        # Some clients send "" for a call without arguments; that means {}.
-        parsed = orjson.loads(arguments) if isinstance(arguments, str) and arguments.strip() else {}
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise TranslationError("tool call arguments must be a JSON object", f"{param}.function.arguments")
+    parsed = _arguments(function.get("arguments"), f"{param}.function.arguments")
     return {
         "type": "tool_use",
         "id": _tool_id(call.get("id"), param),
         "name": function["name"],
         "input": parsed,
     }
+
+
+def _arguments(arguments: Any, param: str) -> dict[str, Any]:
+    parsed: Any = None
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        # Some clients send "" (or nothing) for a call without arguments; that means {}.
+        parsed = {}
+    elif isinstance(arguments, str):
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            parsed = None
+    elif isinstance(arguments, dict):
+        # Some agent frameworks send the object itself instead of its JSON text; it means the same.
+        parsed = arguments
+    if not isinstance(parsed, dict):
+        raise TranslationError("tool call arguments must be a JSON object", param)
+    # The text is the client's, parsed here: orjson reads it up to 1024 levels deep but writes 254.
+    check_depth(parsed, param)
+    return parsed
 
 
 def _tool_result(message: Mapping[str, Any], i: int, out: Translated) -> Body:

@@ -6,7 +6,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from fleetplane.gateway.translate.media import openai_document, openai_image_url
-from fleetplane.gateway.translate.shared import Body, Translated, TranslationError, json_str
+from fleetplane.gateway.translate.shared import (
+    Body,
+    Translated,
+    TranslationError,
+    check_depth,
+    json_str,
+    shown,
+)
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 # Fields of an Anthropic block or tool that only steer Anthropic's own machinery (prompt caching, tool
@@ -21,7 +28,13 @@ def anthropic_request_to_openai(
     body: Mapping[str, Any], *, max_tokens_param: MaxTokensParam = "max_completion_tokens"
 ) -> Translated:
     """`max_tokens_param` names the limit for the deployment: OpenAI's reasoning models accept only
-    `max_completion_tokens`, while some older OpenAI-compatible servers know only `max_tokens`."""
+    `max_completion_tokens`, while some older OpenAI-compatible servers know only `max_tokens`.
+
+    Any JSON body either translates or raises `TranslationError` naming the field (with its index path)
+    and what it should have been: nothing else escapes, whatever the client sent."""
+    if not isinstance(body, Mapping):
+        raise TranslationError("the request body must be a JSON object", "body")
+    check_depth(body)
     out = Translated({})
     result = out.body
     if "model" in body:
@@ -76,9 +89,14 @@ def _output_config(value: Any, out: Translated) -> None:
         if item is None:
             continue
         if key == "format" and isinstance(item, Mapping) and item.get("type") == "json_schema":
+            schema = item.get("schema")
+            if not isinstance(schema, Mapping):
+                raise TranslationError(
+                    "output_config.format json_schema needs a schema", "output_config.format.schema"
+                )
             out.body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "response", "schema": item.get("schema"), "strict": True},
+                "json_schema": {"name": "response", "schema": schema, "strict": True},
             }
         else:
             out.drop(f"output_config.{key}")
@@ -103,32 +121,36 @@ _PARAMS: dict[str, Callable[[Any, Translated], None]] = {
 
 def _tools(body: Mapping[str, Any], out: Translated) -> None:
     tools = body.get("tools")
-    if not tools:
+    if tools is None or tools == []:
         return
+    if not isinstance(tools, list):
+        raise TranslationError("tools must be a list", "tools")
     out.body["tools"] = [_tool(tool, i, out) for i, tool in enumerate(tools)]
     choice = body.get("tool_choice")
     if choice is None:
         return
     kind = choice.get("type") if isinstance(choice, Mapping) else None
-    if kind in _TOOL_CHOICE:
+    if isinstance(kind, str) and kind in _TOOL_CHOICE:
         out.body["tool_choice"] = _TOOL_CHOICE[kind]
     elif kind == "tool" and isinstance(choice.get("name"), str):
         out.body["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
     else:
         raise TranslationError(
-            f"tool_choice {choice!r} is not supported by OpenAI deployments", "tool_choice"
+            f"tool_choice {shown(choice)} is not supported by OpenAI deployments", "tool_choice"
         )
     if choice.get("disable_parallel_tool_use") and kind != "none":
         out.body["parallel_tool_calls"] = False
 
 
 def _tool(tool: Any, i: int, out: Translated) -> Body:
-    kind = tool.get("type") if isinstance(tool, Mapping) else None
+    if not isinstance(tool, Mapping):
+        raise TranslationError("a tool must be an object", f"tools[{i}]")
+    kind = tool.get("type")
     if kind not in (None, "custom"):
         # Server tools (web search, code execution) and Anthropic-defined client tools (bash, text editor,
         # computer) have no OpenAI function schema.
         raise TranslationError(
-            f"tool type {kind!r} is not supported by OpenAI deployments", f"tools[{i}].type"
+            f"tool type {shown(kind)} is not supported by OpenAI deployments", f"tools[{i}].type"
         )
     if not isinstance(tool.get("name"), str):
         raise TranslationError("a tool needs a name", f"tools[{i}].name")
@@ -160,10 +182,22 @@ def _system(system: Any, out: Translated) -> list[Body]:
 
 
 def _text_part(block: Any, param: str, out: Translated) -> Body:
-    if not isinstance(block, Mapping) or block.get("type") != "text":
+    if not isinstance(block, Mapping):
+        raise TranslationError("a content block must be an object", param)
+    if block.get("type") != "text":
         raise TranslationError("only text blocks are allowed here", f"{param}.type")
     _drop_anthropic_only(block, out)
-    return {"type": "text", "text": block.get("text", "")}
+    return {"type": "text", "text": _text(block, param)}
+
+
+def _text(block: Mapping[str, Any], param: str) -> str:
+    """A text block's text; absent reads as empty (the upstream says whether empty is allowed)."""
+    text = block.get("text")
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TranslationError("text must be a string", f"{param}.text")
+    return text
 
 
 def _messages(messages: Any, out: Translated) -> list[Body]:
@@ -171,13 +205,15 @@ def _messages(messages: Any, out: Translated) -> list[Body]:
         raise TranslationError("messages must be a list", "messages")
     result: list[Body] = []
     for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, Mapping) else None
+        if not isinstance(message, Mapping):
+            raise TranslationError("a message must be an object", f"messages[{i}]")
+        role = message.get("role")
         if role == "user":
             result.extend(_user(message.get("content"), f"messages[{i}]", out))
         elif role == "assistant":
             result.append(_assistant(message.get("content"), f"messages[{i}]", out))
         else:
-            raise TranslationError(f"unknown role {role!r}", f"messages[{i}].role")
+            raise TranslationError(f"unknown role {shown(role)}", f"messages[{i}].role")
     return result
 
 
@@ -191,8 +227,10 @@ def _user(content: Any, param: str, out: Translated) -> list[Body]:
     tool_messages: list[Body] = []
     parts: list[Body] = []
     for j, block in enumerate(content):
-        kind = block.get("type") if isinstance(block, Mapping) else None
         where = f"{param}.content[{j}]"
+        if not isinstance(block, Mapping):
+            raise TranslationError("a content block must be an object", where)
+        kind = block.get("type")
         if kind == "tool_result":
             tool_messages.append(_tool_message(block, where, out))
             continue
@@ -206,7 +244,7 @@ def _user(content: Any, param: str, out: Translated) -> list[Body]:
             parts.append(openai_document(block, where))
         else:
             raise TranslationError(
-                f"content block type {kind!r} is not supported by OpenAI deployments", f"{where}.type"
+                f"content block type {shown(kind)} is not supported by OpenAI deployments", f"{where}.type"
             )
         _drop_anthropic_only(block, out)
     if parts:
@@ -223,10 +261,14 @@ def _tool_message(block: Mapping[str, Any], param: str, out: Translated) -> Body
         content = [_text_part(item, f"{param}.content[{k}]", out) for k, item in enumerate(content)]
     elif not isinstance(content, str):
         raise TranslationError("tool_result content must be a string or a list of blocks", f"{param}.content")
+    tool_use_id = block.get("tool_use_id")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        # The id pairs the result with its call; OpenAI refuses a tool message without one.
+        raise TranslationError("tool_use_id is required", f"{param}.tool_use_id")
     if block.get("is_error"):
         out.drop("is_error")
     _drop_anthropic_only(block, out)
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": content}
+    return {"role": "tool", "tool_call_id": tool_use_id, "content": content}
 
 
 def _assistant(content: Any, param: str, out: Translated) -> Body:
@@ -237,25 +279,21 @@ def _assistant(content: Any, param: str, out: Translated) -> Body:
     texts: list[str] = []
     calls: list[Body] = []
     for j, block in enumerate(content):
-        kind = block.get("type") if isinstance(block, Mapping) else None
+        where = f"{param}.content[{j}]"
+        if not isinstance(block, Mapping):
+            raise TranslationError("a content block must be an object", where)
+        kind = block.get("type")
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            texts.append(_text(block, where))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {"name": block.get("name"), "arguments": json_str(block.get("input") or {})},
-                }
-            )
+            calls.append(_tool_call(block, where))
         elif kind in ("thinking", "redacted_thinking"):
             # Chat Completions cannot take reasoning back; the answer it led to is kept.
             out.drop("thinking")
             continue
         else:
             raise TranslationError(
-                f"content block type {kind!r} is not supported by OpenAI deployments",
-                f"{param}.content[{j}].type",
+                f"content block type {shown(kind)} is not supported by OpenAI deployments", f"{where}.type"
             )
         _drop_anthropic_only(block, out)
     # Text blocks of one assistant turn are consecutive pieces of one reply.
@@ -263,3 +301,18 @@ def _assistant(content: Any, param: str, out: Translated) -> Body:
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def _tool_call(block: Mapping[str, Any], param: str) -> Body:
+    call_id, name, tool_input = block.get("id"), block.get("name"), block.get("input")
+    if not isinstance(call_id, str) or not call_id:
+        # The id pairs the call with its result; OpenAI refuses a call without one.
+        raise TranslationError("id is required", f"{param}.id")
+    if not isinstance(name, str):
+        raise TranslationError("a tool_use block needs a name", f"{param}.name")
+    if tool_input is None:
+        tool_input = {}
+    if not isinstance(tool_input, Mapping):
+        raise TranslationError("tool_use input must be an object", f"{param}.input")
+    # The body passed check_depth, so its input serializes.
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json_str(tool_input)}}

@@ -4,6 +4,7 @@ input, the GenAI conventions' meaning)."""
 
 from __future__ import annotations
 
+import reprlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,12 +83,23 @@ def anthropic_id(openai_id: Any) -> str:
     return _ANTHROPIC_ID_PREFIX + openai_id.removeprefix(_OPENAI_ID_PREFIX)
 
 
+# A token count at or past this is junk, not usage: summing a few of them must stay inside the 64-bit
+# integers orjson writes and the store keeps.
+MAX_TOKEN_COUNT = 2**53
+
+
 def as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as reported, or 0 when it cannot be one (not an integer, negative, absurdly large)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_TOKEN_COUNT:
+        return value
+    return 0
 
 
-def usage_from_anthropic(usage: Mapping[str, Any]) -> TokenUsage:
-    """Anthropic's `input_tokens` leaves out cache reads and writes; `TokenUsage.input_tokens` counts them."""
+def usage_from_anthropic(usage: Any) -> TokenUsage:
+    """Anthropic's `input_tokens` leaves out cache reads and writes; `TokenUsage.input_tokens` counts them.
+    A `usage` that is not an object reads as no usage."""
+    if not isinstance(usage, Mapping):
+        return TokenUsage()
     read = as_int(usage.get("cache_read_input_tokens"))
     write = as_int(usage.get("cache_creation_input_tokens"))
     return TokenUsage(
@@ -98,7 +110,9 @@ def usage_from_anthropic(usage: Mapping[str, Any]) -> TokenUsage:
     )
 
 
-def usage_from_openai(usage: Mapping[str, Any]) -> TokenUsage:
+def usage_from_openai(usage: Any) -> TokenUsage:
+    if not isinstance(usage, Mapping):
+        return TokenUsage()
     prompt = usage.get("prompt_tokens_details")
     prompt = prompt if isinstance(prompt, Mapping) else {}
     completion = usage.get("completion_tokens_details")
@@ -136,3 +150,85 @@ def anthropic_usage(usage: TokenUsage) -> Body:
 
 def json_str(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def json_or_none(value: Any) -> str | None:
+    """`value` as JSON text, or None when orjson cannot write it (nested 255 levels or deeper, which an
+    upstream's answer may be: orjson reads up to 1024)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None
+
+
+# orjson, which writes every upstream request, writes at most this many nested levels (it reads 1024).
+_ORJSON_LEVELS = 254
+# Translation moves a value at most two levels deeper than the client put it (an OpenAI tool message's
+# parts become a tool_result's content), so a request within this limit always serializes; no real tool
+# schema or conversation comes near it.
+MAX_DEPTH = 200
+# How much of a too-deep value's path an error names: enough to find the field, short enough to read.
+_PATH_SEGMENTS = 6
+
+
+def check_depth(body: Any, param: str = "") -> None:
+    """Refuse a value that nests containers more than MAX_DEPTH levels deep (`body` itself is level 1);
+    `param` is where `body` sits in the request, "" for the request itself."""
+    if _depth_exceeded(body, MAX_DEPTH):
+        where = (param + _deep_path(body, MAX_DEPTH)).removeprefix(".")
+        raise TranslationError(f"{where or 'the body'} is nested more than {MAX_DEPTH} levels deep", where)
+
+
+def too_deep(value: Any) -> bool:
+    """Whether `value` nests containers more than MAX_DEPTH levels deep."""
+    return _depth_exceeded(value, MAX_DEPTH)
+
+
+def _depth_exceeded(value: Any, limit: int) -> bool:
+    """Asks orjson to write `value` inside enough extra lists that its own limit falls at `limit`.
+
+    That runs at C speed and costs what writing the body costs, however its containers are arranged: a
+    walk in Python took seconds on 20 MB of nested lists, on the event loop. For JSON as orjson reads it,
+    nesting is the only reason it can fail to write it again."""
+    wrapped = value
+    for _ in range(_ORJSON_LEVELS - limit):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        return True
+    return False
+
+
+def _deep_path(value: Any, limit: int) -> str:
+    """The first `_PATH_SEGMENTS` segments (`.key`, `[i]`) of a path down to a container past `limit`.
+    Only the error path runs it: it steps into the first child that is itself too deep, a few times over,
+    so it costs a few writes of the body."""
+    path: list[str] = []
+    item = value
+    while len(path) < _PATH_SEGMENTS:
+        if isinstance(item, dict):
+            children: Any = ((f".{key}", child) for key, child in item.items())
+        elif isinstance(item, list):
+            children = ((f"[{i}]", child) for i, child in enumerate(item))
+        else:
+            break
+        for segment, child in children:
+            if _depth_exceeded(child, limit - len(path) - 1):
+                path.append(segment)
+                item = child
+                break
+        else:
+            break
+    return "".join(path)
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = 60
+_SHOWN.maxother = 60
+_SHOWN.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A client's value quoted in an error message: its repr, cut short, so junk cannot bloat the error."""
+    return _SHOWN.repr(value)

@@ -21,6 +21,8 @@ from fleetplane.gateway.translate.shared import (
     usage_from_openai,
 )
 
+_NOT_JSON = "the upstream sent an event that is not JSON"
+
 # Without reported usage the closing message_delta still needs an output count; this is the same
 # vocabulary-free bound as fleetplane.telemetry.tokens' "estimate" (about 3 characters a token).
 _CHARS_PER_TOKEN = 3
@@ -42,6 +44,11 @@ class OpenAIToAnthropicStream:
     reported (None if nothing), `text()` the pieces of text and tool calls generated (`output_chars` their
     length), for counting when usage is missing; `finished` says the upstream ended its stream properly,
     and `error` holds the Anthropic error object sent if the upstream failed. `stop_reason` is the one sent.
+
+    No event makes it raise. A chunk whose structure is wrong (not an object; `choices`, a choice, its
+    `delta`, `tool_calls` or a call's `function` of the wrong type) is an upstream failure like an error
+    payload; a value of the wrong type inside it (a number for `content`, a list for `usage`) reads as
+    absent.
     """
 
     def __init__(self, *, model: str, input_tokens_estimate: int = 0) -> None:
@@ -73,22 +80,24 @@ class OpenAIToAnthropicStream:
         try:
             chunk = orjson.loads(event.data)
         except orjson.JSONDecodeError:
-            return self._fail(500, {"error": {"message": "the upstream sent an event that is not JSON"}})
-        if not isinstance(chunk, dict):
-            return []
-        if chunk.get("error"):
+            return self._fail(500, {"error": {"message": _NOT_JSON}})
+        if isinstance(chunk, dict) and chunk.get("error"):
             return self._fail(openai_stream_error_status(chunk), chunk)
+        wrong = _malformed(chunk)
+        if wrong is not None:
+            return self._fail(500, {"error": {"message": f"the upstream sent a malformed chunk: {wrong}"}})
         frames = self._start(chunk)
         usage = chunk.get("usage")
         if isinstance(usage, Mapping):
             self.usage = usage_from_openai(usage)
         for choice in chunk.get("choices") or ():
             # Anthropic has one choice; n > 1 is refused on the way in.
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            if choice.get("index", 0) != 0:
                 continue
             frames += self._delta(choice.get("delta"))
-            if choice.get("finish_reason"):
-                self._finish_reason = str(choice["finish_reason"])
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                self._finish_reason = reason
         return frames
 
     def finish(self) -> list[bytes]:
@@ -115,8 +124,8 @@ class OpenAIToAnthropicStream:
         }
         return [_event({"type": "message_start", "message": message})]
 
-    def _delta(self, delta: Any) -> list[bytes]:
-        if not isinstance(delta, Mapping):
+    def _delta(self, delta: Mapping[str, Any] | None) -> list[bytes]:
+        if delta is None:
             return []
         frames: list[bytes] = []
         content = delta.get("content")
@@ -127,8 +136,7 @@ class OpenAIToAnthropicStream:
             self._refused = True
             frames += self._text(refusal)
         for call in delta.get("tool_calls") or ():
-            if isinstance(call, Mapping):
-                frames += self._tool_delta(call)
+            frames += self._tool_delta(call)
         return frames
 
     def _count(self, piece: str) -> None:
@@ -144,11 +152,12 @@ class OpenAIToAnthropicStream:
 
     def _tool_delta(self, call: Mapping[str, Any]) -> list[bytes]:
         index = call.get("index")
-        state = self._tools.setdefault(index if isinstance(index, int) else 0, _ToolCall())
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = 0
+        state = self._tools.setdefault(index, _ToolCall())
         if isinstance(call.get("id"), str) and state.id is None:
             state.id = call["id"]
-        function = call.get("function")
-        function = function if isinstance(function, Mapping) else {}
+        function = call.get("function") or {}
         if isinstance(function.get("name"), str) and function["name"] and state.name is None:
             state.name = function["name"]
             self._count(function["name"])
@@ -232,3 +241,33 @@ class OpenAIToAnthropicStream:
 
 def _event(payload: Body) -> bytes:
     return encode_event(orjson.dumps(payload), payload["type"])
+
+
+def _malformed(chunk: Any) -> str | None:
+    """What is structurally wrong with a chunk (the containers the translation walks), or None."""
+    if not isinstance(chunk, dict):
+        return "not a JSON object"
+    choices = chunk.get("choices")
+    if choices is None:
+        return None
+    if not isinstance(choices, list):
+        return "choices is not a list"
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, Mapping):
+            return f"choices[{i}] is not an object"
+        delta = choice.get("delta")
+        if delta is None:
+            continue
+        if not isinstance(delta, Mapping):
+            return f"choices[{i}].delta is not an object"
+        calls = delta.get("tool_calls")
+        if calls is None:
+            continue
+        if not isinstance(calls, list):
+            return f"choices[{i}].delta.tool_calls is not a list"
+        for j, call in enumerate(calls):
+            if not isinstance(call, Mapping):
+                return f"choices[{i}].delta.tool_calls[{j}] is not an object"
+            if not isinstance(call.get("function"), Mapping | None):
+                return f"choices[{i}].delta.tool_calls[{j}].function is not an object"
+    return None

@@ -9,12 +9,13 @@ from typing import Any
 import orjson
 
 from fleetplane.gateway.sse import SSEEvent, encode_event
-from fleetplane.gateway.translate.errors import anthropic_error_to_openai
+from fleetplane.gateway.translate.errors import anthropic_error_to_openai, readable_error
+from fleetplane.gateway.translate.response_to_openai import tool_call_id
 from fleetplane.gateway.translate.shared import (
     FINISH_REASON,
     Body,
     TokenUsage,
-    json_str,
+    json_or_none,
     openai_id,
     openai_usage,
     usage_from_anthropic,
@@ -23,6 +24,13 @@ from fleetplane.gateway.translate.shared import (
 DONE = b"data: [DONE]\n\n"
 # Events that carry the response; `ping` and `content_block_stop` carry nothing an OpenAI client needs.
 _CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "message_delta", "message_stop"})
+# The object each event cannot do without; an event without it is malformed, not merely sparse.
+_REQUIRED = {
+    "message_start": "message",
+    "content_block_start": "content_block",
+    "content_block_delta": "delta",
+    "message_delta": "delta",
+}
 
 
 class AnthropicToOpenAIStream:
@@ -32,6 +40,11 @@ class AnthropicToOpenAIStream:
     `text()` the pieces of text, reasoning and tool calls generated (`output_chars` their length), for
     counting when usage is missing; `finished` says the upstream ended its stream properly, and `error`
     holds the upstream's Anthropic error object if it sent one. `finish_reason` is the one sent.
+
+    No event makes it raise. An event whose structure is wrong (not an object, a `type` that is not a
+    string, `message` / `content_block` / `delta` missing or not an object) is an upstream failure like an
+    error event; a value of the wrong type inside it (a number for `text`, a list for `usage`) reads as
+    absent.
     """
 
     def __init__(self, *, model: str, include_usage: bool = False, created: int | None = None) -> None:
@@ -62,13 +75,15 @@ class AnthropicToOpenAIStream:
         except orjson.JSONDecodeError:
             return self._fail({"type": "api_error", "message": "the upstream sent an event that is not JSON"})
         if not isinstance(payload, dict):
-            return []
+            return self._malformed("not a JSON object")
         kind = payload.get("type") or event.event
+        if not isinstance(kind, str):
+            return self._malformed("its type is not a string")
         if kind == "error":
-            error = payload.get("error")
-            return self._fail(
-                error if isinstance(error, dict) else {"type": "api_error", "message": str(error)}
-            )
+            return self._fail({"type": "api_error", **readable_error(payload.get("error"))})
+        required = _REQUIRED.get(kind)
+        if required is not None and not isinstance(payload.get(required), Mapping):
+            return self._malformed(f"{kind}.{required} is not an object")
         if kind == "message_start":
             return self._start(payload.get("message"))
         if kind not in _CONTENT_EVENTS:
@@ -107,20 +122,23 @@ class AnthropicToOpenAIStream:
         if not isinstance(block, Mapping):
             return []
         kind = block.get("type")
-        if kind == "text" and block.get("text"):
-            return [self._content(str(block["text"]))]
+        text = block.get("text")
+        if kind == "text" and isinstance(text, str) and text:
+            return [self._content(text)]
         if kind != "tool_use":
             return []
         position = len(self._tool_calls)
         self._tool_calls[as_index(payload)] = position
-        name = str(block.get("name", ""))
+        name = _string(block.get("name"))
         # Anthropic streams input as deltas after an empty start; a non-empty start is the whole input.
+        # One that cannot be read (not an object, or too deep to write) is absent: the deltas may follow.
         tool_input = block.get("input")
-        arguments = json_str(tool_input) if tool_input else ""
+        readable = isinstance(tool_input, Mapping) and tool_input
+        arguments = (json_or_none(tool_input) or "") if readable else ""
         self._count(name + arguments)
         call = {
             "index": position,
-            "id": block.get("id"),
+            "id": _string(block.get("id")) or tool_call_id(),
             "type": "function",
             "function": {"name": name, "arguments": arguments},
         }
@@ -132,10 +150,10 @@ class AnthropicToOpenAIStream:
             return []
         kind = delta.get("type")
         if kind == "text_delta":
-            text = str(delta.get("text", ""))
+            text = _string(delta.get("text"))
             return [self._content(text)] if text else []
         if kind == "input_json_delta":
-            piece = str(delta.get("partial_json", ""))
+            piece = _string(delta.get("partial_json"))
             position = self._tool_calls.get(as_index(payload))
             if not piece or position is None:
                 return []
@@ -143,7 +161,7 @@ class AnthropicToOpenAIStream:
             return [self._chunk({"tool_calls": [{"index": position, "function": {"arguments": piece}}]})]
         if kind == "thinking_delta":
             # Not forwarded (Chat Completions has no field for it), but it was generated and billed.
-            self._count(str(delta.get("thinking", "")))
+            self._count(_string(delta.get("thinking")))
         return []
 
     def _message_delta(self, payload: Mapping[str, Any]) -> list[bytes]:
@@ -152,9 +170,9 @@ class AnthropicToOpenAIStream:
             self._merge_usage(usage)
         delta = payload.get("delta")
         stop_reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
-        if stop_reason is None or self.finish_reason is not None:
+        if not isinstance(stop_reason, str) or self.finish_reason is not None:
             return []
-        self.finish_reason = FINISH_REASON.get(str(stop_reason), "stop")
+        self.finish_reason = FINISH_REASON.get(stop_reason, "stop")
         return [self._chunk({}, self.finish_reason)]
 
     def _merge_usage(self, usage: Mapping[str, Any]) -> None:
@@ -174,6 +192,9 @@ class AnthropicToOpenAIStream:
             frames.append(encode_event(orjson.dumps(usage_chunk)))
         frames.append(DONE)
         return frames
+
+    def _malformed(self, what: str) -> list[bytes]:
+        return self._fail({"type": "api_error", "message": f"the upstream sent a malformed event: {what}"})
 
     def _fail(self, error: Body) -> list[bytes]:
         self._done = True
@@ -206,4 +227,8 @@ class AnthropicToOpenAIStream:
 
 def as_index(payload: Mapping[str, Any]) -> int:
     index = payload.get("index")
-    return index if isinstance(index, int) else 0
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
