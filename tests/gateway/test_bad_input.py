@@ -210,6 +210,17 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], str | None, int, dict[str, A
         ),
     ),
     (
+        "too-deep",
+        CHAT,
+        b'{"model": "solo", "messages": [{"role": "user", "content": "hi"}], "x": '
+        + b"[" * 300
+        + b"]" * 300
+        + b"}",
+        "full",
+        400,
+        openai_error("Request body is nested more than 200 levels deep.", None, "invalid_request"),
+    ),
+    (
         "messages-missing-max-tokens",
         MESSAGES,
         {"model": "claude", "messages": HELLO},

@@ -56,7 +56,11 @@ class GatewayError(Exception):
     def body(self, api: Api) -> bytes:
         _, openai_type, anthropic_type = _KINDS[self.kind]
         if api == "anthropic":
-            return orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": self.message}})
+            # Anthropic's error shape has no `param`: name the field in the message, as its API does.
+            message = self.message
+            if self.param and self.param not in message:
+                message = f"{self.param}: {message}"
+            return orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})
         return orjson.dumps(
             {"error": {"message": self.message, "type": openai_type, "param": self.param, "code": self.code}}
         )

@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 
 from fleetplane.gateway.errors import GatewayError
+from fleetplane.gateway.translate.shared import MAX_DEPTH, too_deep
 
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 
@@ -71,6 +72,9 @@ def parse(raw: bytes, operation: str) -> Parsed:
         raise _invalid(message, None) from None
     if not isinstance(body, dict):
         raise _invalid(f"Request body must be a JSON object, found {_type_name(body)}.", None)
+    if too_deep(body):
+        # orjson reads deeper than it writes: refuse here what could not be sent on.
+        raise _invalid(f"Request body is nested more than {MAX_DEPTH} levels deep.", None)
     model = body.get("model")
     if model is None:
         raise _invalid("Missing required parameter: 'model'.", "model")

@@ -27,7 +27,7 @@ from fleetplane.gateway.policy import Outcome, OutcomeKind, PolicyChain, Skip
 from fleetplane.gateway.sse import SSEParser
 from fleetplane.gateway.streams import StreamWatcher
 from fleetplane.gateway.upstream.pool import Held, UpstreamPool, retry_after_seconds
-from fleetplane.gateway.usage import counted_input, counted_output, openai_reply_text
+from fleetplane.gateway.usage import anthropic_reply_text, counted_input, counted_output, openai_reply_text
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.telemetry.cost import TokenUsage
 
@@ -290,7 +290,9 @@ class Router:
         usage = exchange.usage(body)
         if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
             ctx.usage_source = "counted"
-            text = openai_reply_text(body) if exchange.upstream_api == "openai" else _anthropic_text(body)
+            text = (
+                openai_reply_text(body) if exchange.upstream_api == "openai" else anthropic_reply_text(body)
+            )
             output = counted_output(text) if ctx.operation != "embeddings" else 0
             usage = TokenUsage(input_tokens=counted_input(ctx.operation, ctx.body), output_tokens=output)
         else:
@@ -335,15 +337,3 @@ class Router:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 300 else text[:300] + "…"
-
-
-def _anthropic_text(body: dict[str, object]) -> list[str]:
-    out: list[str] = []
-    content = body.get("content")
-    for block in content if isinstance(content, list) else []:
-        if isinstance(block, dict):
-            if isinstance(block.get("text"), str):
-                out.append(block["text"])
-            elif block.get("type") == "tool_use":
-                out.append(str(block.get("name", "")) + orjson.dumps(block.get("input", {})).decode())
-    return out
