@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -117,7 +118,9 @@ class _Server(uvicorn.Server):
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for a TCP socket, and
+    # without it a kept-alive client waits out a delayed ACK (~40 ms) on every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
@@ -148,6 +151,27 @@ def _banner(
             markup=False,
             soft_wrap=True,
         )
+
+
+def settings_from_env(redis_url: str | None) -> GatewaySettings:
+    """Gateway settings, with the quota knobs an operator may set in the environment:
+    `FLEETPLANE_QUOTA_LEASE` (seconds a reservation lives without news from its gateway) and
+    `FLEETPLANE_REPLICAS` (how many replicas share Redis: the `open` fail mode admits limit ÷ replicas)."""
+    settings = GatewaySettings(redis_url=redis_url)
+    lease = os.environ.get("FLEETPLANE_QUOTA_LEASE")
+    if lease:
+        try:
+            settings.quota_lease = float(lease)
+        except ValueError:
+            fail(f"FLEETPLANE_QUOTA_LEASE={lease!r} is not a number of seconds")
+        if not (math.isfinite(settings.quota_lease) and settings.quota_lease > 0):
+            fail(f"FLEETPLANE_QUOTA_LEASE={lease!r}: a lease must be longer than 0 seconds")
+    replicas = os.environ.get("FLEETPLANE_REPLICAS")
+    if replicas:
+        if not replicas.isdigit() or int(replicas) < 1:
+            fail(f"FLEETPLANE_REPLICAS={replicas!r} is not a whole number of replicas >= 1")
+        settings.replicas = int(replicas)
+    return settings
 
 
 def register(app: typer.Typer) -> None:
@@ -188,8 +212,20 @@ def register(app: typer.Typer) -> None:
             for error in errors.errors:
                 err_console.print(str(error), markup=False, soft_wrap=True)
             fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
-        asyncio.run(_serve(desired, host, port, database_url, redis_url, log_level))
+        settings = settings_from_env(redis_url)  # before anything is applied or started
+        _run(_serve(desired, host, port, database_url, settings, log_level))
         console.print("fleetplane stopped.")
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """On uvloop where it exists: uvicorn's own `loop=` setting is ignored when it is handed a running
+    loop, and the plain asyncio loop costs the gateway about a third of its CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 async def _serve(
@@ -197,7 +233,7 @@ async def _serve(
     host: str,
     port: int,
     database_url: str | None,
-    redis_url: str | None,
+    settings: GatewaySettings,
     log_level: str,
 ) -> None:
     store = await Store.open(database_url)
@@ -217,7 +253,8 @@ async def _serve(
         # In the main thread: the simulators die with this process only if armed from it.
         started = start_simulators(desired)
         key = await quickstart_key(store, desired)
-        runtime = GatewayRuntime(store, GatewaySettings(redis_url=redis_url, sim_urls=started.sim_urls))
+        settings.sim_urls = started.sim_urls
+        runtime = GatewayRuntime(store, settings)
         config = uvicorn.Config(
             build_app(runtime),
             host=host,
@@ -239,7 +276,7 @@ async def _serve(
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
             await asyncio.sleep(0.05)
         if server.started:
-            _banner(host, sock.getsockname()[1], store, started, key, redis_url)
+            _banner(host, sock.getsockname()[1], store, started, key, settings.redis_url)
         await serving
     finally:
         for sim in started.sims:

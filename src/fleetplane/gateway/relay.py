@@ -94,10 +94,12 @@ async def relay(
         meter = _Meter(ctx, stream)
         if ctx.progress_mark is not None and meter.streamed_after(stream.first) > ctx.progress_mark:
             await chain.on_progress(ctx, stream.attempt, meter.usage())
-        for chunk in stream.first:
+        if stream.first:
+            # One write per upstream read: each event on its own costs a send and a syscall.
+            batch = b"".join(stream.first)
             if captured is not None:
-                captured.append(chunk)
-            yield chunk
+                captured.append(batch)
+            yield batch
         content = stream.response.content
         while True:
             async with asyncio.timeout(silence):
@@ -108,10 +110,11 @@ async def relay(
             if ctx.progress_mark is not None and meter.streamed_after(out) > ctx.progress_mark:
                 # Charged before sent: the client never holds tokens the quota has not counted.
                 await chain.on_progress(ctx, stream.attempt, meter.usage())
-            for chunk in out:
+            if out:
+                batch = b"".join(out)
                 if captured is not None:
-                    captured.append(chunk)
-                yield chunk
+                    captured.append(batch)
+                yield batch
         tail = [b for event in stream.parser.finish() for b in stream.watcher.feed(event)]
         tail += stream.watcher.finish()
         for chunk in tail:
