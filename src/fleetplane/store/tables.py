@@ -14,6 +14,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -112,4 +113,76 @@ usage_records = Table(
     UniqueConstraint("request_id", name="uq_usage_records_request_id"),
     Index("ix_usage_records_created_at", "created_at"),
     Index("ix_usage_records_team_agent", "team", "agent"),
+)
+
+# Telemetry (fleetplane.telemetry.spanstore). Times are UNIX nanoseconds, as OTLP carries them; ids hex.
+# (trace_id, span_id) is the key: an exporter's retry stores nothing twice, and a trace reads by prefix.
+telemetry_spans = Table(
+    "telemetry_spans",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    Column("status_code", String(8), nullable=False),  # unset | ok | error
+    Column("status_message", Text, nullable=True),
+    # Facts lifted from the attributes for filters and sums (fleetplane.telemetry.records.LIFTED).
+    Column("service_name", String(255), nullable=True),
+    Column("operation", String(255), nullable=True),
+    Column("agent", String(255), nullable=True),
+    Column("request_model", String(255), nullable=True),
+    Column("response_model", String(255), nullable=True),
+    Column("provider", String(255), nullable=True),
+    Column("organization", String(255), nullable=True),
+    Column("team", String(255), nullable=True),
+    Column("customer", String(255), nullable=True),
+    Column("user", String(255), nullable=True),
+    Column("key", String(255), nullable=True),
+    Column("input_tokens", BigInteger, nullable=True),
+    Column("output_tokens", BigInteger, nullable=True),
+    Column("cost_usd", Numeric(20, 10), nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("prompt_name", String(255), nullable=True),
+    Column("prompt_version", String(255), nullable=True),
+    Column("conversation_id", String(255), nullable=True),
+    Column("finish_reasons", JSON, nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("links", JSON, nullable=False),
+    Column("resource", JSON, nullable=False),
+    Column("scope_name", String(255), nullable=True),
+    Column("scope_version", String(255), nullable=True),
+    # The first 63 bits of sha256(trace_id): a trace is in a sample at rate r when this < r * 2**63.
+    Column("sample_key", BigInteger, nullable=False),
+    Index("ix_telemetry_spans_start", "start_ns"),
+    Index("ix_telemetry_spans_agent", "agent", "start_ns"),
+    Index("ix_telemetry_spans_team", "team", "start_ns"),
+    Index("ix_telemetry_spans_request_model", "request_model", "start_ns"),
+    Index("ix_telemetry_spans_response_model", "response_model", "start_ns"),
+    Index("ix_telemetry_spans_operation", "operation", "start_ns"),
+    Index("ix_telemetry_spans_sample", "sample_key"),
+)
+
+# Log records and events (captured message content among them), keyed by a digest of the whole record.
+telemetry_events = Table(
+    "telemetry_events",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("trace_id", String(32), nullable=True),
+    Column("span_id", String(16), nullable=True),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    Column("event_name", String(255), nullable=True),
+    Column("severity_number", Integer, nullable=True),
+    Column("severity_text", String(255), nullable=True),
+    Column("body", JSON, nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Column("resource", JSON, nullable=False),
+    Column("scope_name", String(255), nullable=True),
+    Column("service_name", String(255), nullable=True),
+    Index("ix_telemetry_events_trace", "trace_id", "span_id"),
+    Index("ix_telemetry_events_time", "time_ns"),
 )
