@@ -10,7 +10,6 @@ Unknown fields are ignored, as the OTLP spec asks of receivers.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -140,7 +139,11 @@ def traces_to_records(request: ExportTraceServiceRequest) -> Decoded:
                         status_message=span.status.message,
                         attributes=attributes_of(span.attributes),
                         events=[
-                            {"name": e.name, "time_ns": e.time_unix_nano, "attributes": attributes_of(e.attributes)}
+                            {
+                                "name": e.name,
+                                "time_ns": e.time_unix_nano,
+                                "attributes": attributes_of(e.attributes),
+                            }
                             for e in span.events
                         ],
                         links=[
