@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Counter, Histogram, Meter
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 from fleetplane.telemetry import semconv as sc
 from fleetplane.telemetry.cost import TokenUsage
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.view import View
 
 # Finish reasons meaning "stopped at the output token limit", across providers' spellings.
 LENGTH_FINISH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -29,6 +31,9 @@ MCP_OPERATION = "mcp"  # an MCP span's label here (its gen_ai.operation.name dep
 
 def views(names: sc.SemconvNames) -> list[View]:
     """One View per histogram of the name set, with its explicit bucket boundaries."""
+    # The SDK is imported here, not above: agents that only open spans need just the API at import.
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
     return [
         View(instrument_name=spec.name, aggregation=ExplicitBucketHistogramAggregation(spec.buckets))
         for spec in names.metric_specs()

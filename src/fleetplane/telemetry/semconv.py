@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 LATEST_OPT_IN = "gen_ai_latest_experimental"
+SCOPE_NAME = "fleetplane"  # the instrumentation scope of everything fleetplane emits
 # Where the default names come from; emitted as the instrumentation scope's schema URL.
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 
