@@ -1,6 +1,7 @@
 """The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics` and `/v1/logs`, as the OTLP spec answers.
 
-Bodies are `application/x-protobuf` or `application/json` (OTLP/JSON), gzip-encoded or not. Answers:
+Bodies are `application/x-protobuf` or `application/json` (OTLP/JSON), gzip- or deflate-encoded or not
+(the official exporters offer both). Answers:
 - 200 with an Export*ServiceResponse in the request's encoding; `partial_success` counts the items
   that were rejected (a span without a valid id, a metric without a name) and says why;
 - 400 with a google.rpc.Status (code 3, INVALID_ARGUMENT) for a body that does not decode;
@@ -51,6 +52,8 @@ from fleetplane.telemetry.spanstore import RETENTION_ENV, SpanStore, parse_reten
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+# zlib window bits per content encoding: gzip framing, and deflate as HTTP means it (zlib framing).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 RETRY_AFTER_FULL = 5  # seconds a sender waits when the span store's queue is full
 
 INVALID_ARGUMENT = 3
@@ -107,6 +110,8 @@ class Receiver:
         self.spans = spans
         self.forwarder = forwarder
         self.max_body = max_body
+        # Items taken per signal (spans, log records, metric data points), for tests and operators.
+        self.accepted = dict.fromkeys(_SIGNALS, 0)
 
     @classmethod
     def from_env(cls, store: Store, environ: Mapping[str, str] | None = None, **options: Any) -> Receiver:
@@ -134,15 +139,15 @@ class Receiver:
         try:
             as_json = _encoding(request.headers.get("content-type"))
             encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
-            if encoding not in ("gzip", "identity"):
+            if encoding not in _WBITS and encoding != "identity":
                 raise Refusal(
                     415,
                     INVALID_ARGUMENT,
-                    f"unsupported content encoding {encoding!r}: send gzip or no encoding",
+                    f"unsupported content encoding {encoding!r}: send gzip, deflate or no encoding",
                     as_json=True,
                 )
             raw = await self._read(request, as_json)
-            body = self._gunzip(raw, as_json) if encoding == "gzip" else raw
+            body = self._inflate(raw, encoding, as_json) if encoding in _WBITS else raw
             decode, answer = _SIGNALS[signal]
             if self._forwarded_by_me(request):
                 # Our own forwarded request came back: it was stored when it first arrived.
@@ -159,7 +164,8 @@ class Receiver:
                 )
             if self.forwarder is not None and self.forwarder.forwards(signal):
                 content_type = request.headers.get("content-type") or (JSON if as_json else PROTOBUF)
-                self.forwarder.submit(signal, raw, content_type, encoding if encoding == "gzip" else None)
+                self.forwarder.submit(signal, raw, content_type, encoding if encoding in _WBITS else None)
+            self.accepted[signal] += len(decoded.spans) + len(decoded.events) + decoded.accepted_points
             return _message(answer(decoded), as_json)
         except Refusal as refusal:
             return _status(refusal)
@@ -183,13 +189,14 @@ class Receiver:
             parts.append(chunk)
         return b"".join(parts)
 
-    def _gunzip(self, raw: bytes, as_json: bool) -> bytes:
+    def _inflate(self, raw: bytes, encoding: str, as_json: bool) -> bytes:
         """Decompress at most `max_body` bytes: a small body must not inflate without bound."""
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        inflater = zlib.decompressobj(wbits=_WBITS[encoding])
+        invalid = Refusal(400, INVALID_ARGUMENT, f"the body is not valid {encoding}", as_json=as_json)
         try:
             body = inflater.decompress(raw, self.max_body + 1)
         except zlib.error:
-            raise Refusal(400, INVALID_ARGUMENT, "the body is not valid gzip", as_json=as_json) from None
+            raise invalid from None
         if len(body) > self.max_body:
             raise Refusal(
                 413,
@@ -198,7 +205,7 @@ class Receiver:
                 as_json=as_json,
             )
         if not inflater.eof or inflater.unused_data:
-            raise Refusal(400, INVALID_ARGUMENT, "the body is not valid gzip", as_json=as_json)
+            raise invalid
         return body
 
     def _forwarded_by_me(self, request: Request) -> bool:
