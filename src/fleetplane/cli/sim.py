@@ -116,7 +116,8 @@ LOAD_HELP = (
     "Requests leave at a constant rate whether or not earlier ones finished, and latency counts from each "
     "request's scheduled send time, so a server that queues cannot hide it. Requests scheduled during the "
     "warm-up are sent but not counted. URL is a base URL (http://127.0.0.1:8700 or .../v1) or the full "
-    "endpoint URL. Example: fleetplane sim load http://127.0.0.1:8700/v1 --rate 200 --duration 30 "
+    "endpoint URL; several URLs (replicas of one gateway) take the requests in turn, round-robin. "
+    "Example: fleetplane sim load http://127.0.0.1:8700/v1 --rate 200 --duration 30 "
     "--model chat-small --stream --directive output_tokens=50 --api-key $KEY"
 )
 
@@ -124,7 +125,13 @@ LOAD_HELP = (
 def register_load(group: typer.Typer) -> None:
     @group.command("load", help=LOAD_HELP)
     def load(
-        url: Annotated[str, typer.Argument(help="Base URL or endpoint URL of the target.")],
+        url: Annotated[
+            list[str],
+            typer.Argument(
+                metavar="URL",
+                help="Base URL or endpoint URL of the target; several take the requests round-robin.",
+            ),
+        ],
         rate: Annotated[float, typer.Option(help="Requests per second, sent on schedule.")] = 100.0,
         duration: Annotated[float, typer.Option(help="Measured seconds, after the warm-up.")] = 30.0,
         warmup: Annotated[float, typer.Option(help="Seconds of load sent first and not counted.")] = 5.0,
@@ -182,7 +189,8 @@ def register_load(group: typer.Typer) -> None:
             extra = parsed
         try:
             spec = LoadSpec(
-                url=url,
+                url=url[0],
+                more_urls=tuple(url[1:]),
                 rate=rate,
                 duration=duration,
                 warmup=warmup,
@@ -238,10 +246,11 @@ def _print_result(result: LoadResult) -> None:
 
     spec = result.spec
     mode = "stream" if spec.stream else "plain"
+    targets = f" on {1 + len(spec.more_urls)} targets" if spec.more_urls else ""
     console.print(
-        f"{result.requests} requests to {spec.model} ({spec.api}, {mode}) over {spec.duration:g}s after "
-        f"{spec.warmup:g}s warm-up: offered {result.offered_rate:g}/s, sent {result.sent_rate:.1f}/s, "
-        f"answered {result.achieved_rate:.1f}/s",
+        f"{result.requests} requests to {spec.model}{targets} ({spec.api}, {mode}) over "
+        f"{spec.duration:g}s after {spec.warmup:g}s warm-up: offered {result.offered_rate:g}/s, "
+        f"sent {result.sent_rate:.1f}/s, answered {result.achieved_rate:.1f}/s",
         markup=False,
         soft_wrap=True,
     )

@@ -9,6 +9,9 @@ warm-up are sent but not counted.
     result = run(LoadSpec(url="http://127.0.0.1:8700/v1", rate=200, duration=30, api_key="sk-..."))
     result.latency_ms.p99
 
+Several URLs (`more_urls`, e.g. the replicas of one gateway) share the schedule round-robin: request i goes
+to the (i mod n)-th, as a load balancer would send them.
+
 The scheduling arithmetic and the percentiles are plain functions so they are tested without a clock.
 """
 
@@ -50,6 +53,8 @@ class LoadSpec:
     unique: bool = False  # number each message so no two bodies are equal (defeats response caches)
     connections: int = 10_000  # pool size; an open loop needs one per request in flight
     timeout: float = 60.0  # per request, from its scheduled time; a timeout counts as an error
+    # Further targets of the same kind (replicas of one gateway): request i goes to (url, *more_urls)[i % n].
+    more_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
@@ -232,7 +237,7 @@ class _Run:
     def __init__(self, spec: LoadSpec, on_phase: Callable[[Phase], None] | None) -> None:
         self.spec = spec
         self.schedule = plan(spec.rate, spec.warmup, spec.duration)
-        self.url = endpoint(spec.url, spec.api)
+        self.urls = [endpoint(url, spec.api) for url in (spec.url, *spec.more_urls)]
         self.headers = request_headers(spec)
         self.body = request_body(spec)
         self.on_phase = on_phase
@@ -279,7 +284,8 @@ class _Run:
         error: str | None = None
         try:
             async with asyncio.timeout(max(0.001, scheduled + spec.timeout - sent)):
-                async with session.post(self.url, data=body, headers=self.headers) as response:
+                url = self.urls[index % len(self.urls)]
+                async with session.post(url, data=body, headers=self.headers) as response:
                     if not 200 <= response.status < 300:
                         error = str(response.status)
                         await response.read()
