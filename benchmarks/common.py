@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,21 +66,29 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+CpuMeter = Callable[[], float]  # cumulative CPU seconds of something, read now
+
+
+def process_meter(pid: int | None) -> CpuMeter:
+    """A process's cumulative CPU seconds (this process when `pid` is None)."""
+    return lambda: cpu_seconds(pid)
+
+
 @dataclass
 class CpuWindow:
-    """CPU seconds each named process used between `open()` and `close()`."""
+    """CPU seconds each named meter counted between `open()` and `close()`."""
 
-    pids: Mapping[str, int | None]
+    meters: Mapping[str, CpuMeter]
 
     def __post_init__(self) -> None:
         self._start: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
     def open(self) -> None:
-        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._start = {name: meter() for name, meter in self.meters.items()}
 
     def close(self) -> None:
-        self.used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()}
+        self.used = {name: meter() - self._start[name] for name, meter in self.meters.items()}
 
 
 def machine() -> dict[str, Any]:
@@ -172,15 +180,25 @@ def wait_http(url: str, *, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f}s:\n{tail(log)}")
 
 
-def post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=orjson.dumps(body), method="POST")
-    for name, value in {"content-type": "application/json", **headers}.items():
-        request.add_header(name, value)
+def request(
+    url: str, *, method: str = "GET", data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """One HTTP call to a local server: its status and body (an error status is an answer, not a raise)."""
+    if data is None and method == "POST":
+        data = b""
+    req = urllib.request.Request(url, data=data, method=method)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
-        with _LOCAL.open(request, timeout=10) as response:
+        with _LOCAL.open(req, timeout=30) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())
+
+
+def post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[int, bytes]:
+    all_headers = {"content-type": "application/json", **headers}
+    return request(url, method="POST", data=orjson.dumps(body), headers=all_headers)
 
 
 def tail(path: Path, limit: int = 3000) -> str:

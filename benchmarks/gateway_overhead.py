@@ -3,21 +3,21 @@
     .venv/bin/python benchmarks/gateway_overhead.py                   # 200 req/s, 30 s per run
     .venv/bin/python benchmarks/gateway_overhead.py --repeat 2 --py-spy
 
-The simulator runs as its own process (SimProcess) and the gateway as another (`fleetplane up DIR`, on a
-fresh SQLite file in a temp directory), its Provider pointing at that same simulator. For every profile and
-mode (plain, stream) the load runs once straight at the simulator and once through the gateway; the
-overhead is gateway latency minus direct latency at each percentile. CPU-seconds per 1,000 requests of the
-gateway, the simulator and this load generator come from /proc/PID/stat over the measured window (the
-warm-up excluded). Results: a table here, JSON and a markdown snippet under benchmarks/results/.
+The simulator runs as its own process (SimProcess) and the gateway as one or more others (`fleetplane up
+DIR`, benchmarks/servers.py), its Providers pointing at that same simulator. For every profile and mode
+(plain, stream) the load runs once straight at the simulator and once through the gateway (round-robin over
+its replicas); the overhead is gateway latency minus direct latency at each percentile. CPU-seconds per
+1,000 requests of the gateway replicas (summed), the simulator, this load generator and, for shared state,
+the Redis server come from /proc/PID/stat and Redis' INFO cpu over the measured window (the warm-up
+excluded). Results: a table here, JSON and a markdown snippet under benchmarks/results/.
 
-A profile is a fleet variant (benchmarks/fleets.py) plus the gateway's environment: adding one (all layers
-in-process, layers on Redis, telemetry on or off) is one entry in PROFILES.
+A profile is a fleet variant (benchmarks/fleets.py), a topology (replicas, in-process or Redis state,
+SQLite or Postgres ledger) and its target: adding one is one entry in PROFILES.
 """
 
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -30,20 +30,17 @@ import pyspy
 from common import (
     CpuWindow,
     command_line,
-    free_port,
     machine,
     memory_mb,
     now_utc,
-    post_json,
+    process_meter,
     result_path,
     source,
-    spawn,
-    stop,
     thread_cpu_seconds,
-    wait_http,
     write_result,
 )
-from overhead_report import markdown, print_table, summarize
+from overhead_report import Target, markdown, print_table, summarize
+from servers import Gateways, Topology
 
 from fleetplane.sim.load import LoadSpec, Phase, run
 from fleetplane.sim.process import SimProcess
@@ -52,39 +49,51 @@ MODEL = "bench-chat"
 MODES: dict[str, bool] = {"plain": False, "stream": True}
 
 
-# How the gateway process is started: `fleetplane up` exactly as a user runs it ...
-FLEETPLANE = (sys.executable, "-m", "fleetplane.cli")
-# ... or the same command with uvloop's event-loop policy installed first. `fleetplane up` runs uvicorn
-# inside its own asyncio.run(), so uvicorn's loop="uvloop" setting does not apply; this launcher shows what
-# the gateway measures on the loop its config asks for, without changing gateway code.
-FLEETPLANE_ON_UVLOOP = (
-    sys.executable,
-    "-c",
-    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "sys.argv[0] = 'fleetplane'; from fleetplane.cli import main; main()",
-)
-
-
 @dataclass(frozen=True)
 class Profile:
-    name: str
+    id: str  # for --profiles
+    name: str  # in tables
     description: str
     fleet: fleets.FleetVariant
-    env: Mapping[str, str] = field(default_factory=dict)  # e.g. FLEETPLANE_REDIS_URL for shared state
-    launcher: tuple[str, ...] = FLEETPLANE
+    target: Target
+    topology: Topology = field(default_factory=Topology)
+    env: Mapping[str, str] = field(default_factory=dict)  # more environment for `fleetplane up`
 
 
+LAYERS_ON_REDIS = Target(added_p50_rtt=1.5, text="admission adds about one Redis round trip (<= 1.5) at p50")
 PROFILES = [
     Profile(
         "passthrough",
+        "passthrough",
         "the example gateway as it is: in-process state, no cache, one replica, usage ledger on SQLite",
         fleets.passthrough,
+        Target(p50_ms=1.0, p99_ms=5.0, text="overhead p50 <= 1 ms, p99 <= 5 ms"),
     ),
     Profile(
-        "passthrough-uvloop",
-        "passthrough with the gateway process on uvloop, the loop its uvicorn config asks for (diagnostic)",
-        fleets.passthrough,
-        launcher=FLEETPLANE_ON_UVLOOP,
+        "layers",
+        "L1+L2+L3 in-process",
+        "4 quotas (team, each agent, model, key: 10 limits), an agent breaker (repeats, cost velocity, "
+        "context growth), a deployment breaker (error rate), a 2-step fallback chain; in-process state, "
+        "one replica, ledger on SQLite",
+        fleets.layered,
+        Target(added_p50_ms=0.3, p99_ms=5.0, text="p50 <= passthrough + 0.3 ms, overhead p99 <= 5 ms"),
+    ),
+    Profile(
+        "layers-redis",
+        "L1+L2+L3 on Redis",
+        "the same fleet with quotas, breakers and cooldowns on Redis; one replica, ledger on SQLite (only "
+        "the state moves, compared with in-process)",
+        fleets.layered,
+        LAYERS_ON_REDIS,
+        Topology(replicas=1, shared_state="redis", database="sqlite"),
+    ),
+    Profile(
+        "layers-redis-3",
+        "L1+L2+L3 on Redis, 3 replicas",
+        "the same fleet, 3 replicas sharing Redis and one Postgres ledger, load round-robin over them",
+        fleets.layered,
+        LAYERS_ON_REDIS,
+        Topology(replicas=3, shared_state="redis", database="postgres"),
     ),
 ]
 
@@ -111,56 +120,10 @@ def sim_config(upstream_ms: float) -> dict[str, Any]:
     return {"seed": 1, "models": {MODEL: model}}
 
 
-class Gateway:
-    """`fleetplane up` on a profile's fleet, in its own process, with its own store in a temp directory."""
-
-    def __init__(self, profile: Profile, upstream_url: str, workdir: Path) -> None:
-        self.profile = profile
-        self.upstream_url = upstream_url
-        self.workdir = workdir
-        self.key = "sk-bench-" + secrets.token_hex(16)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = workdir / "gateway.log"
-        self._proc: Any = None
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return int(self._proc.pid)
-
-    def __enter__(self) -> Gateway:
-        fleet_dir = self.workdir / "fleet"
-        self.profile.fleet(fleets.FleetParams(upstream_url=self.upstream_url, model=MODEL), fleet_dir)
-        home = self.workdir / "home"
-        home.mkdir()
-        env = {
-            "FLEETPLANE_HOME": str(home),
-            "FLEETPLANE_DATABASE_URL": f"sqlite:///{home / 'fleetplane.db'}",
-            fleets.KEY_ENV: self.key,
-            **self.profile.env,
-        }
-        args = [*self.profile.launcher, "up", str(fleet_dir), "--port", str(self.port)]
-        self._proc = spawn(args, env=env, log=self.log)
-        wait_http(f"http://127.0.0.1:{self.port}/admin/ready", proc=self._proc, log=self.log)
-        # One real request before any load: a wrong fleet fails here with the gateway's own words.
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
-        status, reply = post_json(
-            self.base_url + "/chat/completions", body, {"authorization": f"Bearer {self.key}"}
-        )
-        if status != 200:
-            self.__exit__()
-            raise RuntimeError(f"the gateway answered {status} to a first request: {reply[:500]!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            stop(self._proc)
-
-
-def load_spec(settings: Settings, url: str, *, stream: bool, key: str | None) -> LoadSpec:
+def load_spec(settings: Settings, urls: list[str], *, stream: bool, key: str | None) -> LoadSpec:
     return LoadSpec(
-        url=url,
+        url=urls[0],
+        more_urls=tuple(urls[1:]),
         rate=settings.rate,
         duration=settings.duration,
         warmup=settings.warmup,
@@ -169,32 +132,55 @@ def load_spec(settings: Settings, url: str, *, stream: bool, key: str | None) ->
         message_chars=settings.message_chars,
         directives=(f"output_tokens={settings.output_tokens}",),
         api_key=key,
+        # Every body differs, as an agent's do: a repeat breaker then watches real traffic (and never
+        # sees a 6th identical request), the same for the direct and the gateway runs of every profile.
+        unique=True,
         timeout=30.0,
     )
 
 
-def measure(spec: LoadSpec, pids: Mapping[str, int | None]) -> dict[str, Any]:
-    """One load run; CPU of each process over its measured window, as seconds and per 1,000 requests."""
-    window = CpuWindow(pids)
-    gateway = pids.get("gateway")
-    threads: list[dict[int, float]] = []
+def measure(spec: LoadSpec, gateways: Gateways, sim_pid: int | None) -> dict[str, Any]:
+    """One load run; CPU over its measured window, as seconds and per 1,000 requests: each replica
+    (`gateway-N`) and their sum (`gateway`), the simulator, this load generator, the Redis server."""
+    meters = gateways.cpu_meters()
+    if sim_pid is not None:
+        meters["sim"] = process_meter(sim_pid)
+    meters["load"] = process_meter(None)
+    window = CpuWindow(meters)
+    redis = gateways.redis
+    calls: list[dict[str, int]] = []
+    threads: list[dict[int, dict[int, float]]] = []
 
     def on_phase(phase: Phase) -> None:
         if phase == "measure":
             window.open()
         elif phase == "done":
             window.close()
-        if phase in ("measure", "done") and gateway is not None:
-            threads.append(thread_cpu_seconds(gateway))
+        if phase in ("measure", "done"):
+            threads.append({r.pid: thread_cpu_seconds(r.pid) for r in gateways.replicas})
+            if redis is not None:
+                calls.append(redis.command_calls())
 
     result = run(spec, on_phase=on_phase)
-    per_1k = {name: used / result.requests * 1000 for name, used in window.used.items()}
-    data: dict[str, Any] = {"result": result.to_json(), "cpu_s": window.used, "cpu_s_per_1k": per_1k}
-    if gateway is not None and len(threads) == 2:
-        # Which of the gateway's threads did the work: the event loop, or helpers such as aiosqlite's.
-        used = {tid: threads[1][tid] - threads[0].get(tid, 0.0) for tid in threads[1]}
-        loop = used.pop(gateway, 0.0)
-        data["gateway_threads_cpu_s"] = {"event_loop": loop, "other_threads": sum(used.values())}
+    used = dict(window.used)
+    used["gateway"] = sum(v for k, v in used.items() if k.startswith("gateway-"))
+    per_1k = {name: value / result.requests * 1000 for name, value in used.items()}
+    data: dict[str, Any] = {"result": result.to_json(), "cpu_s": used, "cpu_s_per_1k": per_1k}
+    if len(threads) == 2:
+        # Which of the gateways' threads did the work: the event loops, or helpers such as aiosqlite's.
+        loop = other = 0.0
+        for pid, after in threads[1].items():
+            before = threads[0].get(pid, {})
+            for tid, seconds in after.items():
+                if tid == pid:
+                    loop += seconds - before.get(tid, 0.0)
+                else:
+                    other += seconds - before.get(tid, 0.0)
+        data["gateway_threads_cpu_s"] = {"event_loop": loop, "other_threads": other}
+    if len(calls) == 2:
+        # Redis commands per request, by command (INFO commandstats of our own server).
+        diff = {k: v - calls[0].get(k, 0) for k, v in calls[1].items() if v > calls[0].get(k, 0)}
+        data["redis_calls_per_request"] = {k: v / result.requests for k, v in sorted(diff.items())}
     return data
 
 
@@ -206,39 +192,52 @@ def _line(label: str, run_data: dict[str, Any]) -> str:
     return f"  {label:<34} {result['ok']:>6} ok, {errors}; p50/p90/p99 {p} ms"
 
 
-def run_profile(settings: Settings, profile: Profile, sim: SimProcess, workdir: Path) -> dict[str, Any]:
+def run_profile(
+    settings: Settings, profile: Profile, sim: SimProcess, workdir: Path, logs: Path
+) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     profiled: dict[str, Any] = {}
-    with Gateway(profile, sim.base_url + "/v1", workdir) as gateway:
-        pids = {"gateway": gateway.pid, "sim": sim.pid, "load": None}
+    params = fleets.FleetParams(upstream_url=sim.base_url + "/v1", model=MODEL)
+    with Gateways(profile.fleet, params, profile.topology, workdir, env=profile.env) as gateways:
+        rtt = gateways.redis.round_trip_ms() if gateways.redis is not None else None
+        if rtt is not None:
+            print(f"  {profile.name}: Redis PING round trip p50 {rtt['p50']:.3f} ms, p99 {rtt['p99']:.3f} ms")
         for rep in range(settings.repeat):
             for mode in settings.modes:
-                targets = [("direct", sim.base_url + "/v1", None), ("gateway", gateway.base_url, gateway.key)]
+                targets = [("direct", [sim.base_url + "/v1"], None), ("gateway", gateways.urls, gateways.key)]
                 # Alternate which target goes first, so a drift of the machine does not favour one.
-                for target, url, key in targets if rep % 2 == 0 else targets[::-1]:
-                    spec = load_spec(settings, url, stream=MODES[mode], key=key)
-                    data = measure(spec, pids)
+                for target, urls, key in targets if rep % 2 == 0 else targets[::-1]:
+                    spec = load_spec(settings, urls, stream=MODES[mode], key=key)
+                    data = measure(spec, gateways, sim.pid)
                     data.update(profile=profile.name, mode=mode, target=target, repetition=rep + 1)
+                    if rtt is not None:
+                        data["redis_rtt_ms"] = rtt
                     if target == "gateway":
-                        data["gateway_memory_mb"] = memory_mb(gateway.pid)
+                        # Per replica: the largest.
+                        memory = [memory_mb(r.pid) for r in gateways.replicas]
+                        data["gateway_memory_mb"] = {k: max(m[k] for m in memory) for k in memory[0]}
                     runs.append(data)
                     print(_line(f"{profile.name} {mode} {target} (run {rep + 1})", data), flush=True)
         if settings.py_spy:
             for mode in settings.modes:
-                profiled[mode] = _profile_run(settings, gateway, mode, workdir)
-    return {"runs": runs, "py_spy": profiled}
+                profiled[mode] = _profile_run(settings, profile, gateways, mode, workdir)
+        saved = gateways.save_logs(logs)
+    return {"runs": runs, "py_spy": profiled, "gateway_logs": [str(p) for p in saved]}
 
 
-def _profile_run(settings: Settings, gateway: Gateway, mode: str, workdir: Path) -> dict[str, Any]:
-    """One more gateway run with py-spy sampling it; its latencies are not used (sampling perturbs them)."""
+def _profile_run(
+    settings: Settings, profile: Profile, gateways: Gateways, mode: str, workdir: Path
+) -> dict[str, Any]:
+    """One more gateway run with py-spy sampling replica 1 (with several, it takes 1/n of the load); its
+    latencies are not used (sampling perturbs them)."""
     output = workdir / f"py-spy-{mode}.txt"
-    sampler = pyspy.record(gateway.pid, settings.warmup + settings.duration, output)
-    spec = load_spec(settings, gateway.base_url, stream=MODES[mode], key=gateway.key)
-    data = measure(spec, {"gateway": gateway.pid})
+    sampler = pyspy.record(gateways.replicas[0].pid, settings.warmup + settings.duration, output)
+    spec = load_spec(settings, gateways.urls, stream=MODES[mode], key=gateways.key)
+    data = measure(spec, gateways, None)
     _, err = sampler.communicate()
     if sampler.returncode != 0 or not output.exists():
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
-    print(_line(f"{gateway.profile.name} {mode} gateway (py-spy)", data), flush=True)
+    print(_line(f"{profile.name} {mode} gateway (py-spy)", data), flush=True)
     text = output.read_text()
     return {"run": data, "summary": pyspy.summarize(text), "raw": text}
 
@@ -253,14 +252,14 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--output-tokens", type=int, default=100, help="reply length in tokens (default 100)")
     p.add_argument("--repeat", type=int, default=1, help="repetitions of every run (default 1)")
     p.add_argument("--modes", default="plain,stream", help="comma-separated: plain, stream")
-    names = ",".join(p.name for p in PROFILES)
-    p.add_argument("--profiles", default=names, help=f"comma-separated profiles (default {names})")
+    ids = ",".join(x.id for x in PROFILES)
+    p.add_argument("--profiles", default=ids, help=f"comma-separated profile ids (default {ids})")
     p.add_argument("--py-spy", action="store_true", help="also profile the gateway with py-spy, per mode")
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     profiles = [n for n in args.profiles.split(",") if n]
     unknown = [m for m in modes if m not in MODES] + [
-        n for n in profiles if n not in {x.name for x in PROFILES}
+        n for n in profiles if n not in {x.id for x in PROFILES}
     ]
     if unknown or args.repeat < 1:
         p.error(f"unknown modes/profiles {unknown}" if unknown else "--repeat must be >= 1")
@@ -290,21 +289,29 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "source": source(),
         "settings": settings.__dict__,
-        "profiles": {p.name: p.description for p in PROFILES if p.name in settings.profiles},
+        "profiles": {
+            p.name: {"description": p.description, "topology": p.topology.describe(), "target": p.target.text}
+            for p in PROFILES
+            if p.id in settings.profiles
+        },
         "runs": [],
         "py_spy": {},
     }
     with SimProcess(sim_config(settings.upstream_ms)) as sim:
-        for profile in (p for p in PROFILES if p.name in settings.profiles):
-            with tempfile.TemporaryDirectory(prefix=f"fleetplane-bench-{profile.name}-") as tmp:
-                out = run_profile(settings, profile, sim, Path(tmp))
+        for profile in (p for p in PROFILES if p.id in settings.profiles):
+            with tempfile.TemporaryDirectory(prefix=f"fleetplane-bench-{profile.id}-") as tmp:
+                logs = result_path(f"gateway_overhead-{profile.id}", started, "log").with_suffix("")
+                out = run_profile(settings, profile, sim, Path(tmp), logs)
             data["runs"] += out["runs"]
+            if out["gateway_logs"]:
+                data.setdefault("gateway_logs", {})[profile.name] = out["gateway_logs"]
             if out["py_spy"]:
                 data["py_spy"][profile.name] = out["py_spy"]
-    data["summary"] = summarize(data["runs"])
+    data["summary"] = summarize(data["runs"], {p.name: p.target for p in PROFILES})
+    ids = {p.name: p.id for p in PROFILES}
     for profile_name, modes in data["py_spy"].items():
         for mode, profiled in modes.items():
-            raw = result_path(f"gateway_overhead-{profile_name}-{mode}-py-spy", started, "txt")
+            raw = result_path(f"gateway_overhead-{ids[profile_name]}-{mode}-py-spy", started, "txt")
             raw.write_text(profiled.pop("raw"))
             profiled["raw_file"] = str(raw)
     path = write_result("gateway_overhead", data, started)

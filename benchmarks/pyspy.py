@@ -23,7 +23,12 @@ _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 # Where a file's code comes from, first match wins: the buckets "where the time goes" is told in.
 _AREAS: tuple[tuple[str, str], ...] = (
-    ("fleetplane/gateway/", "fleetplane gateway"),
+    ("fleetplane/gateway/quota/", "fleetplane L1 quota policy"),
+    ("fleetplane/gateway/breaker/", "fleetplane L2 breaker policy"),
+    ("fleetplane/gateway/", "fleetplane gateway (other)"),
+    ("fleetplane/state/quota/", "fleetplane quota store"),
+    ("fleetplane/state/breaker/", "fleetplane breaker store"),
+    ("fleetplane/state/", "fleetplane state (KV: cooldowns, breaker marks)"),
     ("fleetplane/store/", "fleetplane store (usage ledger)"),
     ("fleetplane/telemetry/", "fleetplane telemetry (tokens, cost)"),
     ("fleetplane/", "fleetplane other"),
@@ -32,11 +37,25 @@ _AREAS: tuple[tuple[str, str], ...] = (
     ("aiohttp/", "aiohttp (upstream client)"),
     ("sqlalchemy/", "sqlalchemy"),
     ("aiosqlite/", "aiosqlite"),
+    ("psycopg", "psycopg (usage ledger on Postgres)"),
+    ("redis/", "redis-py (Redis client)"),
+    ("msgpack/", "msgpack"),
     ("genai_prices/", "genai-prices"),
     ("asyncio/", "asyncio"),
     ("uvloop/", "uvloop"),
     ("multidict/", "aiohttp (upstream client)"),
     ("yarl/", "aiohttp (upstream client)"),
+)
+
+
+# Steps of a request, inclusive of everything they call (a sample may count in several: the router calls
+# the quota policy, for one). The share of busy samples whose stack passes through each.
+_STEPS: tuple[tuple[str, str], ...] = (
+    ("L2 breakers (policy + store + KV)", "fleetplane/gateway/breaker/"),
+    ("L1 quotas (policy + store)", "fleetplane/gateway/quota/"),
+    ("L3 router (incl. L1, upstream call, cooldowns)", "fleetplane/gateway/router.py"),
+    ("L3 cooldowns", "fleetplane/gateway/cooldown.py"),
+    ("usage ledger", "fleetplane/gateway/ledger.py"),
 )
 
 
@@ -94,6 +113,7 @@ def summarize(text: str, *, top: int = 25) -> dict[str, Any]:
     own: Counter[Frame] = Counter()
     inclusive: Counter[Frame] = Counter()
     areas: Counter[str] = Counter()
+    steps: Counter[str] = Counter()
     for frames, count in stacks:
         if not frames:
             continue
@@ -101,6 +121,10 @@ def summarize(text: str, *, top: int = 25) -> dict[str, Any]:
         areas[area(frames[-1].file)] += count
         for frame in set(frames):
             inclusive[frame] += count
+        files = {f.file.replace("\\", "/") for f in frames}
+        for name, marker in _STEPS:
+            if any(marker in file for file in files):
+                steps[name] += count
 
     def share(counter: Counter[Any]) -> list[dict[str, Any]]:
         return [
@@ -116,4 +140,5 @@ def summarize(text: str, *, top: int = 25) -> dict[str, Any]:
         # The gateway's own functions with everything they call: which step of a request costs what.
         "fleetplane_inclusive": share(ours),
         "areas": share(areas),
+        "steps": share(steps),
     }
