@@ -66,8 +66,9 @@ def parse(body: bytes, message: type[M], *, json: bool) -> M:
     if not json:
         try:
             return message.FromString(body)
-        except (DecodeError, RecursionError) as exc:
-            raise PayloadError(f"the body is not a protobuf {message.DESCRIPTOR.name}: {exc}") from None
+        except (DecodeError, RecursionError):
+            # The decoder's own text ("Error parsing message") adds nothing a sender could act on.
+            raise PayloadError(f"the body is not a protobuf {message.DESCRIPTOR.name}") from None
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

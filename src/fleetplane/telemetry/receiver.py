@@ -232,12 +232,8 @@ def _encoding(content_type: str | None) -> bool:
         return False
     if media == JSON:
         return True
-    raise Refusal(
-        415,
-        INVALID_ARGUMENT,
-        f"unsupported content type {media or '(none)'!r}: send {PROTOBUF} or {JSON}",
-        as_json=True,
-    )
+    problem = f"unsupported content type {media!r}" if media else "no content type"
+    raise Refusal(415, INVALID_ARGUMENT, f"{problem}: send {PROTOBUF} or {JSON}", as_json=True)
 
 
 def _message(message: Message, as_json: bool) -> Response:
