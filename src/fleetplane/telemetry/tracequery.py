@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import case, exists, func, literal, select
 
 from fleetplane.telemetry.records import EventRecord, SpanRecord
 from fleetplane.telemetry.spanquery import (
@@ -129,7 +129,7 @@ class TraceQueries:
             )
             .where(in_scope)
             .group_by(spans.c.trace_id)
-            .having(and_(*time_window(start, since, until)))
+            .having(*time_window(start, since, until))
             .subquery("trace_stats")
         )
         usage = (
