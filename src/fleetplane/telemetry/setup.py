@@ -100,12 +100,16 @@ class OtlpHttp:
     metrics_endpoint: str | None = None
     logs_endpoint: str | None = None
     headers: Mapping[str, str] | None = None
+    # Per export, retries included (None: OTEL_EXPORTER_OTLP_TIMEOUT, else 10 s).
+    timeout_s: float | None = None
     metric_export_interval_s: float = 60.0
 
     @classmethod
-    def to(cls, base_url: str, headers: Mapping[str, str] | None = None) -> OtlpHttp:
+    def to(
+        cls, base_url: str, headers: Mapping[str, str] | None = None, timeout_s: float | None = None
+    ) -> OtlpHttp:
         base = base_url.rstrip("/")
-        return cls(f"{base}/v1/traces", f"{base}/v1/metrics", f"{base}/v1/logs", headers)
+        return cls(f"{base}/v1/traces", f"{base}/v1/metrics", f"{base}/v1/logs", headers, timeout_s)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OtlpHttp | None:
@@ -360,7 +364,7 @@ class Telemetry:
         if destination is not None and destination.metrics_endpoint:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            exporter = OTLPMetricExporter(endpoint=destination.metrics_endpoint, headers=destination.headers)
+            exporter = OTLPMetricExporter(endpoint=destination.metrics_endpoint, headers=destination.headers, timeout=destination.timeout_s)
             interval = destination.metric_export_interval_s * 1000
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
         meter_provider = MeterProvider(readers, resource, shutdown_on_exit=False, views=views(names))
@@ -407,7 +411,7 @@ class Telemetry:
         if destination.traces_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            spans_out = OTLPSpanExporter(endpoint=destination.traces_endpoint, headers=destination.headers)
+            spans_out = OTLPSpanExporter(endpoint=destination.traces_endpoint, headers=destination.headers, timeout=destination.timeout_s)
             self.tracer_provider.add_span_processor(
                 BoundedSpanProcessor(
                     _from_exporter(spans_out), dropped=span_dropped, close=spans_out.shutdown, **common
@@ -416,7 +420,7 @@ class Telemetry:
         if destination.logs_endpoint:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-            logs_out = OTLPLogExporter(endpoint=destination.logs_endpoint, headers=destination.headers)
+            logs_out = OTLPLogExporter(endpoint=destination.logs_endpoint, headers=destination.headers, timeout=destination.timeout_s)
             self.logger_provider.add_log_record_processor(
                 BoundedLogProcessor(
                     _from_exporter(logs_out), dropped=log_dropped, close=logs_out.shutdown, **common
