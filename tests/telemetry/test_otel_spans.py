@@ -312,3 +312,26 @@ def test_otel_gateway_decision_counters(pipe: Pipeline) -> None:
     assert trip.attributes == {sc.FP_REASON: "cost_velocity", sc.FP_BREAKER_NAME: "loop-guard"}
     for name in ("gen_ai.server.request.duration", "gen_ai.server.time_to_first_token"):
         assert len(pipe.points(name)) == 1
+
+
+def test_otel_secrets_in_helper_arguments_and_names_are_scrubbed(pipe: Pipeline) -> None:
+    key = "sk-proj-" + "Q7" * 16
+    with pipe.spans.invoke_agent_span(f"agent {key}", conversation_id=key):
+        pass
+    [span] = pipe.finished().values()
+    assert key not in span.name and span.name == "invoke_agent agent [REDACTED]"
+    assert (span.attributes or {})[sc.GEN_AI_CONVERSATION_ID] == "[REDACTED]"
+
+
+def test_otel_error_descriptions_stay_out_of_spans_unless_content_is_captured(pipe: Pipeline) -> None:
+    with pipe.spans.chat_span(provider="openai", model="gpt-4o") as chat:
+        chat.set_error("400", "Invalid 'messages[0].content': my private words")
+    span = pipe.finished()["chat gpt-4o"]
+    assert span.status.description == "400" and (span.attributes or {})[sc.ERROR_TYPE] == "400"
+
+    captured = Pipeline(environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"})
+    with captured.spans.chat_span(provider="openai", model="gpt-4o") as chat:
+        chat.set_error("400", "Invalid value from jane@example.com")
+    span = captured.finished()["chat gpt-4o"]
+    assert span.status.description == "Invalid value from [EMAIL]"
+    captured.telemetry.shutdown()

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from fleetplane.state.clock import Clock
 from fleetplane.telemetry import semconv as sc
-from fleetplane.telemetry.content import ContentPolicy
+from fleetplane.telemetry.content import ContentPolicy, scrub_attributes
 from fleetplane.telemetry.metrics import GenAIMetrics, views
 from fleetplane.telemetry.spans import GenAISpans
 
@@ -358,13 +358,18 @@ class Telemetry:
         env = os.environ if environ is None else environ
         destination = OtlpHttp.from_env(env) if otlp is True else (otlp or None)
         limits = queue or QueueLimits()
-        resource = Resource.create({**(resource_attributes or {}), "service.name": service_name})
+        resource_values = scrub_attributes({**(resource_attributes or {}), "service.name": service_name})
+        resource = Resource.create(resource_values)
         names = sc.select(env)
         readers = list(metric_readers)
         if destination is not None and destination.metrics_endpoint:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            exporter = OTLPMetricExporter(endpoint=destination.metrics_endpoint, headers=destination.headers, timeout=destination.timeout_s)
+            exporter = OTLPMetricExporter(
+                endpoint=destination.metrics_endpoint,
+                headers=destination.headers,
+                timeout=destination.timeout_s,
+            )
             interval = destination.metric_export_interval_s * 1000
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
         meter_provider = MeterProvider(readers, resource, shutdown_on_exit=False, views=views(names))
@@ -411,7 +416,11 @@ class Telemetry:
         if destination.traces_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            spans_out = OTLPSpanExporter(endpoint=destination.traces_endpoint, headers=destination.headers, timeout=destination.timeout_s)
+            spans_out = OTLPSpanExporter(
+                endpoint=destination.traces_endpoint,
+                headers=destination.headers,
+                timeout=destination.timeout_s,
+            )
             self.tracer_provider.add_span_processor(
                 BoundedSpanProcessor(
                     _from_exporter(spans_out), dropped=span_dropped, close=spans_out.shutdown, **common
@@ -420,7 +429,9 @@ class Telemetry:
         if destination.logs_endpoint:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-            logs_out = OTLPLogExporter(endpoint=destination.logs_endpoint, headers=destination.headers, timeout=destination.timeout_s)
+            logs_out = OTLPLogExporter(
+                endpoint=destination.logs_endpoint, headers=destination.headers, timeout=destination.timeout_s
+            )
             self.logger_provider.add_log_record_processor(
                 BoundedLogProcessor(
                     _from_exporter(logs_out), dropped=log_dropped, close=logs_out.shutdown, **common

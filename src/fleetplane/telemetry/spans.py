@@ -35,6 +35,7 @@ from fleetplane.telemetry.content import (
     ContentPolicy,
     normalize_instructions,
     normalize_messages,
+    scrub_secrets,
     scrub_value,
 )
 from fleetplane.telemetry.cost import TokenUsage
@@ -65,9 +66,10 @@ class GenAISpan:
         parent: Context | None,
     ) -> None:
         self._spans = spans
-        self.name = name
+        # Every value a caller hands over passes the secret scrubber, names and helper arguments too.
+        self.name = scrub_secrets(name)
         self.kind = kind
-        starting = {k: v for k, v in attributes.items() if v is not None}
+        starting = {k: scrub_value(k, v) for k, v in attributes.items() if v is not None}
         self.outcome = Outcome(op, starting, server_side=kind is SpanKind.SERVER)
         self._extra = dict(extra or {})
         self._parent = parent
@@ -148,7 +150,7 @@ class GenAISpan:
 
     def _own(self, key: str, value: Any) -> None:
         if value is not None:
-            self._span.set_attribute(key, value)
+            self._span.set_attribute(key, scrub_secrets(value) if isinstance(value, str) else value)
 
     def set_response(
         self, *, id: str | None = None, model: str | None = None, finish_reasons: Sequence[str] | None = None
@@ -221,9 +223,12 @@ class GenAISpan:
         self._last_chunk = now
 
     def set_error(self, error_type: str, description: str | None = None) -> None:
-        """The operation failed without an exception (an HTTP status, a JSON-RPC error, a tool's error)."""
+        """The operation failed without an exception (an HTTP status, a JSON-RPC error, a tool's error).
+        `description` becomes the span status message only when content capture is on: provider and
+        tool error texts may quote the request."""
         self.outcome.error_type = error_type
-        self._error_description = description
+        policy = self._spans.content
+        self._error_description = policy.clean_text(description) if description and policy.mode.any else None
 
     def tool_error(self) -> None:
         """The tool answered with an error result (MCP `isError`): counts against tool success."""
@@ -231,8 +236,7 @@ class GenAISpan:
 
     def jsonrpc_error(self, code: int, message: str | None = None) -> None:
         self._own(sc.RPC_RESPONSE_STATUS_CODE, str(code))
-        description = self._spans.content.clean_text(message) if message else None
-        self.set_error(str(code), description)
+        self.set_error(str(code), message)
 
     # --- content (dropped at once unless the capture mode keeps it) ---------------------------
 
