@@ -15,9 +15,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
-    from fleetplane.cli import keys, live, manifests, sim, up, usage
+    from fleetplane.cli import keys, live, manifests, sim, traces, up, usage
 
-    for group in (up, manifests, keys, usage, live, sim):
+    for group in (up, manifests, keys, usage, live, sim, traces):
         group.register(app)
 
 
