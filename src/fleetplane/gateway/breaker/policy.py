@@ -94,7 +94,10 @@ class BreakerPolicy(Policy):
                 log.warning("breaker state unreachable (%s); %s not checked", exc, rule.name)
                 continue
             if not verdict.admitted:
-                await self._report_probes(watch, good=False)
+                # Refused before it was sent, so it spent nothing and grew nothing: for the other
+                # breakers whose probe it held it showed no condition (as in on_error). This rule's own
+                # probe, if its observation just tripped, was already failed by the engine.
+                await self._report_probes(watch, good=True)
                 raise _refusal(rule, subject, verdict)
             watch.specs.append((rule, spec))
         if watch.specs:
@@ -189,9 +192,16 @@ class BreakerPolicy(Policy):
                 attempt_probes.append(spec)
 
     async def after_attempt(self, ctx: RequestContext, attempt: Attempt, outcome: Outcome) -> None:
-        if outcome.kind in ("skipped", "cancelled", "client_error"):
+        if outcome.kind == "skipped":
+            # Another policy passed over the attempt (a tenant's spent quota, the gateway's own full
+            # connection pool): the deployment was never called, so its probe proved nothing either way.
+            # Judging it bad would let one tenant over budget re-open a deployment for everyone; it is
+            # left unreported, and its lease (the engine's probe_timeout) gives the slot back.
+            ctx.breaker_probes.pop(attempt.number, None)
+            return
+        if outcome.kind in ("cancelled", "client_error"):
             for spec in ctx.breaker_probes.pop(attempt.number, []):
-                await self._probe(spec, good=outcome.kind != "skipped")
+                await self._probe(spec, good=True)
             return
         bad = outcome.kind in _BAD
         probes = ctx.breaker_probes.pop(attempt.number, [])

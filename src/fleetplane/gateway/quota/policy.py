@@ -16,7 +16,7 @@ from fleetplane.gateway.errors import GatewayError
 from fleetplane.gateway.policy import Outcome, Policy, Skip
 from fleetplane.gateway.quota.adaptive import OutputStats
 from fleetplane.gateway.quota.headers import admitted_headers, denial
-from fleetplane.gateway.quota.reserve import charge_of, dollars, input_tokens, output_bound
+from fleetplane.gateway.quota.reserve import charge_of, dollars, input_tokens, output_bound, requested_output
 from fleetplane.gateway.quota.rules import QuotaRule, WaitSetting
 from fleetplane.gateway.quota.scopes import Attributes, Scope, scopes_for
 from fleetplane.gateway.quota.waiting import WaitQueue
@@ -38,6 +38,7 @@ class Reservation:
     store: QuotaStore
     input_tokens: int
     output_reserved: int
+    output_cap: int  # the most output the request may produce (max_tokens, or the model's maximum)
     committed_output: int = 0
 
 
@@ -86,10 +87,11 @@ class QuotaPolicy(Policy):
         usage = TokenUsage(input_tokens=input_tokens(ctx), output_tokens=reserved_output)
         charge = charge_of(usage, attempt.deployment)
         rid = f"{ctx.request_id}:{attempt.number}"
+        cap = requested_output(ctx)
         # Known before the store is asked: if the answer is lost (a cancelled request), the admission
         # that may have happened is released instead of waiting out its lease.
         ctx.quota_reservations[attempt.number] = Reservation(
-            rid, self.store, usage.input_tokens, reserved_output
+            rid, self.store, usage.input_tokens, reserved_output, cap
         )
         decision, store = await self._admit(rid, scopes, limits, charge)
         wait = self._waits(ctx.tenant.key_name)
@@ -102,7 +104,9 @@ class QuotaPolicy(Policy):
                 retry_after=decision.retry_after,
                 error=denial(decision),
             )
-        ctx.quota_reservations[attempt.number] = Reservation(rid, store, usage.input_tokens, reserved_output)
+        ctx.quota_reservations[attempt.number] = Reservation(
+            rid, store, usage.input_tokens, reserved_output, cap
+        )
         for scope in scopes:
             self.seen.setdefault(scope.rule.name, set()).add(scope.subject)
         ctx.limit_headers = admitted_headers(decision, limits)
@@ -185,7 +189,10 @@ class QuotaPolicy(Policy):
         self, ctx: RequestContext, attempt: Attempt, reservation: Reservation, usage: TokenUsage
     ) -> None:
         streamed = usage.output_tokens
-        ahead = streamed + self.block
+        # One block ahead of what is sent, but never past the request's own maximum: a stream reserved
+        # for its whole max_tokens (strict) needs no more, and must not be cut asking for tokens that
+        # cannot come. Only an upstream that overruns the maximum is charged (and admitted) beyond it.
+        ahead = max(streamed, min(streamed + self.block, reservation.output_cap))
         if ahead > reservation.output_reserved:
             grow = ahead - reservation.output_reserved
             delta = TokenUsage(output_tokens=grow)
@@ -215,11 +222,16 @@ class QuotaPolicy(Policy):
         reservation = ctx.quota_reservations.pop(attempt.number, None)
         if reservation is None:
             return
+        usage = outcome.usage
+        if usage is None and outcome.kind == "cancelled" and ctx.pending is attempt.deployment:
+            # Abandoned after the upstream had the prompt (a client that left before the first token):
+            # the provider bills the input, and the ledger records it; the counters hold the same.
+            usage = TokenUsage(input_tokens=reservation.input_tokens)
         try:
-            if outcome.usage is not None:
-                await reservation.store.settle(reservation.id, charge_of(outcome.usage, attempt.deployment))
+            if usage is not None:
+                await reservation.store.settle(reservation.id, charge_of(usage, attempt.deployment))
                 if outcome.kind == "ok":
-                    self.stats.observe(ctx.group.name, ctx.tenant.agent, outcome.usage.output_tokens)
+                    self.stats.observe(ctx.group.name, ctx.tenant.agent, usage.output_tokens)
             else:
                 await reservation.store.release(reservation.id)
         except QuotaStoreUnavailable as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -62,14 +61,21 @@ class WaitQueue:
         woken = 0
         for priority in PRIORITIES:
             queue = self._queues[priority]
-            for tenant in itertools.islice(list(queue), None):
-                if woken >= count:
-                    return woken
-                waiters = queue.get(tenant)
-                pending = next((w for w in waiters or () if not w.event.is_set()), None)
-                if pending is None:
-                    continue
-                pending.event.set()
-                woken += 1
-                queue.move_to_end(tenant)  # the next release goes to another tenant first
+            # Round after round over the tenants, one waiter each, until enough are woken or none is left
+            # in this priority: a tenant with several waiters gets its later ones in later rounds.
+            progress = True
+            while progress and woken < count:
+                progress = False
+                for tenant in list(queue):
+                    if woken >= count:
+                        return woken
+                    pending = next((w for w in queue.get(tenant) or () if not w.event.is_set()), None)
+                    if pending is None:
+                        continue
+                    pending.event.set()
+                    woken += 1
+                    progress = True
+                    queue.move_to_end(tenant)  # the next release goes to another tenant first
+            if woken >= count:
+                return woken
         return woken
