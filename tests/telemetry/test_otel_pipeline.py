@@ -9,7 +9,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fleetplane.telemetry import semconv as sc
 from fleetplane.telemetry.setup import BoundedSpanProcessor, InMemorySink, QueueLimits, Telemetry
@@ -183,3 +184,29 @@ def test_otel_sinks_receive_spans_and_events_with_the_service_resource() -> None
     assert event.log_record.event_name == sc.EVENT_EVALUATION_RESULT
     assert event.log_record.span_id == span.context.span_id
     telemetry.shutdown()
+
+
+class RefusingExporter(SpanExporter):
+    """An SDK exporter that answers FAILURE, as one whose backend refused the batch does."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.closed = True
+
+
+def test_otel_sdk_exporters_serve_as_sinks_and_their_failures_are_counted() -> None:
+    reader, memory, refusing = InMemoryMetricReader(), InMemorySpanExporter(), RefusingExporter()
+    telemetry = Telemetry.create(
+        "q", span_sinks=[memory, refusing], metric_readers=[reader], otlp=False, environ={}
+    )
+    telemetry.tracer.start_span("s").end()
+    telemetry.force_flush()
+    assert [span.name for span in memory.get_finished_spans()] == ["s"]
+    assert dropped(reader) == {("traces", "export_failed"): 1}
+    telemetry.shutdown()
+    assert refusing.closed

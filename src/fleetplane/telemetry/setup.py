@@ -50,15 +50,19 @@ MAX_SPAN_ATTRIBUTES = 128
 
 
 class SpanSink(Protocol):
-    """An in-process destination for finished spans, called from a batch processor's thread."""
+    """An in-process destination for finished spans, called from a batch processor's thread.
 
-    def export(self, items: Sequence[ReadableSpan]) -> None: ...
+    An SDK `SpanExporter` is one too: a returned `FAILURE` counts the batch as dropped (`export_failed`),
+    as does an exception; any other return value is success. A `shutdown()` method, if any, is called
+    when the pipeline shuts down."""
+
+    def export(self, items: Sequence[ReadableSpan], /) -> object: ...
 
 
 class LogSink(Protocol):
-    """An in-process destination for log records and events, called from a batch processor's thread."""
+    """The same for log records and events; an SDK `LogRecordExporter` is one."""
 
-    def export(self, items: Sequence[ReadableLogRecord]) -> None: ...
+    def export(self, items: Sequence[ReadableLogRecord], /) -> object: ...
 
 
 class InMemorySink:
@@ -167,12 +171,19 @@ def _deliver(
     return ok
 
 
-def _from_sink(sink: SpanSink | LogSink) -> Callable[[Sequence[Any]], bool]:
+_FAILED = (SpanExportResult.FAILURE, LogRecordExportResult.FAILURE)
+
+
+def _sender(target: SpanSink | LogSink | SpanExporter | LogRecordExporter) -> Callable[[Sequence[Any]], bool]:
     def send(batch: Sequence[Any]) -> bool:
-        sink.export(batch)
-        return True
+        return target.export(batch) not in _FAILED
 
     return send
+
+
+def _closer(target: object) -> Callable[[], None] | None:
+    close = getattr(target, "shutdown", None)
+    return close if callable(close) else None
 
 
 class _GatedSpanExporter(SpanExporter):
@@ -303,14 +314,6 @@ class BoundedLogProcessor(_Bounded, LogRecordProcessor):
         return self._inner.force_flush(timeout_millis)
 
 
-def _from_exporter(exporter: SpanExporter | LogRecordExporter) -> Callable[[Sequence[Any]], bool]:
-    def send(batch: Sequence[Any]) -> bool:
-        result = exporter.export(batch)
-        return result in (SpanExportResult.SUCCESS, LogRecordExportResult.SUCCESS)
-
-    return send
-
-
 class Telemetry:
     """One process's pipeline: providers, the GenAI span helpers and the metrics built on them."""
 
@@ -405,11 +408,13 @@ class Telemetry:
 
         span_dropped, log_dropped = counter("traces"), counter("logs")
         for span_sink in span_sinks:
-            processor = BoundedSpanProcessor(_from_sink(span_sink), dropped=span_dropped, **common)
+            processor = BoundedSpanProcessor(
+                _sender(span_sink), dropped=span_dropped, close=_closer(span_sink), **common
+            )
             self.tracer_provider.add_span_processor(processor)
         for log_sink in log_sinks:
             self.logger_provider.add_log_record_processor(
-                BoundedLogProcessor(_from_sink(log_sink), dropped=log_dropped, **common)
+                BoundedLogProcessor(_sender(log_sink), dropped=log_dropped, close=_closer(log_sink), **common)
             )
         if destination is None:
             return
@@ -423,7 +428,7 @@ class Telemetry:
             )
             self.tracer_provider.add_span_processor(
                 BoundedSpanProcessor(
-                    _from_exporter(spans_out), dropped=span_dropped, close=spans_out.shutdown, **common
+                    _sender(spans_out), dropped=span_dropped, close=spans_out.shutdown, **common
                 )
             )
         if destination.logs_endpoint:
@@ -433,9 +438,7 @@ class Telemetry:
                 endpoint=destination.logs_endpoint, headers=destination.headers, timeout=destination.timeout_s
             )
             self.logger_provider.add_log_record_processor(
-                BoundedLogProcessor(
-                    _from_exporter(logs_out), dropped=log_dropped, close=logs_out.shutdown, **common
-                )
+                BoundedLogProcessor(_sender(logs_out), dropped=log_dropped, close=logs_out.shutdown, **common)
             )
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
