@@ -11,7 +11,9 @@ What this wing owns:
 - `agent`: the agent-side SDK re-exported here (`configure`, `agent_span`, `tool_span`, `@agent`, `@tool`,
   `trace_headers`, httpx hooks).
 - `tokens`, `cost`: offline token counts and prices.
-- The OTLP receiver, the span store and its queries (`records`, `otlp_decode`, `spanstore`, `*query`).
+- The built-in backend: the OTLP receiver and forwarder (`receiver`, `forwarder`, `otlp_decode`), the span
+  store with its records, in-process sink and queries (`records`, `spanstore`, `sink`, `*query`), the
+  Prometheus page (`prometheus`) and drift signals (`drift`).
 
 Ground floor: may import `fleetplane.store` (span store) and `fleetplane.state.clock`, nothing above.
 Importing this package loads only the OpenTelemetry API; the SDK loads with `setup` (or `configure()`).
