@@ -3,7 +3,8 @@ percentile (LiteLLM PR #38647, #35524: worst-case reservations lock out agents t
 are charged one progress block ahead of what they send and extend their reservation as they grow; when
 the budget runs out mid-stream the stream is cut with an error event both SDKs raise, and charged for what
 was generated. Non-streamed requests cannot be cut: under `adaptive` their overshoot is bounded by
-Σ (max output - reservation) over the requests in flight, which this file measures and prints.
+Σ (max output - reservation) over the requests in flight, which this file measures and prints. And a
+reservation lives as long as its request, however long that is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -18,8 +20,10 @@ import httpx
 import openai
 import pytest
 from harness import GatewayUnderTest
+from test_quota_schedule import clocked_gateway
 
 from fleetplane.gateway.quota.policy import QuotaPolicy
+from fleetplane.sim.process import SimProcess
 from fleetplane.telemetry.tokens import count_openai_chat
 
 BLOCK: int = inspect.signature(QuotaPolicy).parameters["block"].default
@@ -27,6 +31,7 @@ LEARN = [{"role": "user", "content": "short [[sim output_tokens=5]]"}]
 LEARN_INPUT = count_openai_chat({"messages": LEARN})
 SAMPLES = 20  # OutputStats' min_samples: until then an adaptive reservation is the strict bound
 MAX_TOKENS = 100
+START = 1_700_000_000.0
 
 
 def quota(name: str, limits: str, **extra: str) -> str:
@@ -229,3 +234,38 @@ def test_non_streamed_overshoot_under_concurrency_stays_within_its_bound(make_ga
         f"(overshoot ratio {window['used'] / limit:.3f}; {overshoot:+.0f} tokens, bound {bound})"
     )
     assert overshoot <= bound
+
+
+@pytest.mark.anyio
+async def test_a_request_longer_than_the_lease_keeps_its_reservation_and_is_charged(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    """Regression: nothing renewed a non-streamed request's lease, so one that took longer than the
+    lease (120 s; a model's timeout is 600 s) lost its reservation and concurrency place to the sweep
+    mid-call, and its usage was never charged (settling an expired reservation changes nothing). The
+    gateway now renews the leases of what it has in flight; only a dead gateway's leases run out."""
+    ask = [{"role": "user", "content": "think long [[sim ttft_ms=3000 output_tokens=5]]"}]
+    prompt = count_openai_chat({"messages": ask})
+    # Per day: a window that still holds, minutes later, what the request reserved when it was admitted.
+    extra = quota("long", "{tpd: 1000000, concurrent: 5}")
+    async with clocked_gateway(tmp_path, sim.base_url, extra, start=START, solo_timeout="10m") as gw:
+        lease = gw.runtime.settings.quota_lease
+        call = asyncio.create_task(
+            gw.client.post(
+                "/v1/chat/completions",
+                json={"model": "solo", "messages": ask, "max_tokens": 10},
+                headers={"authorization": f"Bearer {gw.keys['full']}"},
+            )
+        )
+        while not (await gw.quotas())[("Quota/long", "team=support")]["limits"][0]["reserved"]:
+            assert not call.done(), call.result()
+            await asyncio.sleep(0.01)
+        for _ in range(int(1.5 * lease / 5)):  # the clocks run 1.5 leases on while the upstream thinks
+            await gw.advance(5)
+        limits = {lim["name"]: lim for lim in (await gw.quotas())[("Quota/long", "team=support")]["limits"]}
+        assert (limits["tpd"]["reserved"], limits["concurrent"]["used"]) == (prompt + 10, 1)
+        assert not call.done()
+        assert (await call).status_code == 200
+        limits = {lim["name"]: lim for lim in (await gw.quotas())[("Quota/long", "team=support")]["limits"]}
+        assert (limits["tpd"]["used"], limits["tpd"]["reserved"]) == (prompt + 5, 0)
+        assert limits["concurrent"]["used"] == 0

@@ -7,6 +7,8 @@ chain lets the router try the next, and a failed attempt gives its reservation b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ class Reservation:
     output_reserved: int
     output_cap: int  # the most output the request may produce (max_tokens, or the model's maximum)
     committed_output: int = 0
+    renewed: float = 0.0  # monotonic time its lease was last renewed (admission, a commit, a renewal)
 
 
 class QuotaPolicy(Policy):
@@ -69,6 +72,10 @@ class QuotaPolicy(Policy):
         self._store_down_until = float("-inf")
         # Subjects of "*" rules this replica has admitted, so `get quotas` can list their counters.
         self.seen: dict[str, set[str]] = {}
+        # Admitted reservations whose attempt has not ended, by id: their leases are renewed while this
+        # gateway lives (a long non-streamed call has no progress to renew it), and run out if it dies.
+        self.in_flight: dict[str, Reservation] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
     # -- admission -------------------------------------------------------------------------------------
 
@@ -104,9 +111,12 @@ class QuotaPolicy(Policy):
                 retry_after=decision.retry_after,
                 error=denial(decision),
             )
-        ctx.quota_reservations[attempt.number] = Reservation(
-            rid, store, usage.input_tokens, reserved_output, cap
+        reservation = Reservation(
+            rid, store, usage.input_tokens, reserved_output, cap, renewed=self.clock.monotonic()
         )
+        ctx.quota_reservations[attempt.number] = reservation
+        self.in_flight[rid] = reservation
+        self._renew_in_background()
         for scope in scopes:
             self.seen.setdefault(scope.rule.name, set()).add(scope.subject)
         ctx.limit_headers = admitted_headers(decision, limits)
@@ -214,6 +224,7 @@ class QuotaPolicy(Policy):
             reservation.id, charge_of(committed, attempt.deployment), lease=self.lease
         )
         reservation.committed_output = ahead
+        reservation.renewed = self.clock.monotonic()
         ctx.progress_mark = ahead
 
     # -- settlement ------------------------------------------------------------------------------------
@@ -222,6 +233,7 @@ class QuotaPolicy(Policy):
         reservation = ctx.quota_reservations.pop(attempt.number, None)
         if reservation is None:
             return
+        self.in_flight.pop(reservation.id, None)
         usage = outcome.usage
         if usage is None and outcome.kind == "cancelled" and ctx.pending is attempt.deployment:
             # Abandoned after the upstream had the prompt (a client that left before the first token):
@@ -241,6 +253,46 @@ class QuotaPolicy(Policy):
             )
         self.queue.notify()
 
+    # -- leases ----------------------------------------------------------------------------------------
+
+    def _renew_in_background(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(
+                self._renew_forever(), name="fleetplane-quota-renew"
+            )
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.lease / 3)
+            try:
+                await self.renew()
+            except Exception as exc:  # the next round tries again
+                log.warning("quota lease renewal failed: %s", exc)
+
+    async def renew(self) -> int:
+        """Renew the lease of every reservation in flight here that went a third of a lease without one
+        (a stream's progress commits renew it too); returns how many were renewed."""
+        now = self.clock.monotonic()
+        due = [r for r in self.in_flight.values() if now - r.renewed >= self.lease / 3]
+        renewed = 0
+        away: set[int] = set()  # stores that failed this round: one warning, not one per reservation
+        for reservation in due:
+            if id(reservation.store) in away:
+                continue
+            try:
+                # Committing nothing more renews the lease and changes no amount (commits never go down).
+                alive = await reservation.store.commit(reservation.id, Charge(), lease=self.lease)
+            except QuotaStoreUnavailable as exc:
+                away.add(id(reservation.store))
+                log.warning("quota store unreachable (%s); leases not renewed this round", exc)
+                continue
+            if alive:
+                reservation.renewed = now
+                renewed += 1
+            else:  # ended already (its lease ran out while the store was away): nothing left to renew
+                self.in_flight.pop(reservation.id, None)
+        return renewed
+
     async def expire(self) -> int:
         """Give back what expired leases held (run periodically by every replica; idempotent)."""
         expired = await self.local.expire()
@@ -253,6 +305,11 @@ class QuotaPolicy(Policy):
         return expired
 
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         await self.local.close()
         await self.store.close()
 
