@@ -85,6 +85,7 @@ class SpanStore(TraceQueries, UsageQueries):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
         self.written = 0
         self.dropped = 0
         self.deleted = 0
@@ -141,20 +142,22 @@ class SpanStore(TraceQueries, UsageQueries):
     # ---- writing (the event loop) ----------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Write everything queued now; returns how many rows were written."""
-        written = 0
-        while True:
-            spans, events = self._take()
-            if not spans and not events:
-                return written
-            try:
-                await self.write(spans, events)
-            except BaseException:
-                # Cancelled too (a bounded shutdown): the batch goes back, to be retried.
-                self._put_back(spans, events)
-                raise
-            written += len(spans) + len(events)
-            self.written += len(spans) + len(events)
+        """Write everything queued now; returns how many rows were written. Waits for a batch the
+        writer task has in flight, so what was queued before the call is stored when it returns."""
+        async with self._flushing:
+            written = 0
+            while True:
+                spans, events = self._take()
+                if not spans and not events:
+                    return written
+                try:
+                    await self.write(spans, events)
+                except BaseException:
+                    # Cancelled too (a bounded shutdown): the batch goes back, to be retried.
+                    self._put_back(spans, events)
+                    raise
+                written += len(spans) + len(events)
+                self.written += len(spans) + len(events)
 
     async def write(self, spans: Sequence[SpanRecord], events: Sequence[EventRecord]) -> None:
         """Insert rows at once in one transaction, skipping any already stored."""
