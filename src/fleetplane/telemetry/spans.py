@@ -152,6 +152,14 @@ class GenAISpan:
         if value is not None:
             self._span.set_attribute(key, scrub_secrets(value) if isinstance(value, str) else value)
 
+    def _own_all(self, values: Mapping[str, Any]) -> None:
+        """Several at once: one pass through the SDK's attribute lock instead of one per key."""
+        present = {
+            k: scrub_secrets(v) if isinstance(v, str) else v for k, v in values.items() if v is not None
+        }
+        if present:
+            self._span.set_attributes(present)
+
     def set_response(
         self, *, id: str | None = None, model: str | None = None, finish_reasons: Sequence[str] | None = None
     ) -> None:
@@ -166,16 +174,16 @@ class GenAISpan:
     def set_usage(self, usage: TokenUsage) -> None:
         """Usage as the provider reported it; `input_tokens` must already include cached tokens."""
         self.outcome.usage = usage
-        self._own(sc.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-        self._own(sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-        optional = (
-            (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-            (self._spans.names.usage_cache_write_input_tokens, usage.cache_write_tokens),
-            (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
+        self._own_all(
+            {
+                sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                # Zero cache and reasoning counts say nothing; leave them out.
+                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: usage.cache_read_tokens or None,
+                self._spans.names.usage_cache_write_input_tokens: usage.cache_write_tokens or None,
+                sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: usage.reasoning_tokens or None,
+            }
         )
-        for key, count in optional:
-            if count:
-                self._own(key, count)
 
     def set_cost(self, usd: Decimal | float) -> None:
         self.outcome.cost_usd = usd
@@ -192,10 +200,9 @@ class GenAISpan:
     ) -> None:
         """Who the call is for; `key` is a key's id or display prefix (a secret would be scrubbed)."""
         values = (organization, team, customer, user, key)
-        for attribute, value in zip(sc.TENANT_ATTRIBUTES, values, strict=True):
-            if value:
-                self.outcome.tenant[attribute] = value
-                self._own(attribute, scrub_value(attribute, value))
+        given = {k: v for k, v in zip(sc.TENANT_ATTRIBUTES, values, strict=True) if v}
+        self.outcome.tenant.update(given)
+        self._own_all(given)
 
     def set_gateway(
         self,
@@ -207,11 +214,15 @@ class GenAISpan:
         breaker_decision: str | None = None,
     ) -> None:
         """What the gateway's policies decided for this call."""
-        self._own(sc.FP_DEPLOYMENT, deployment)
-        self._own(sc.FP_FALLBACK_HOPS, fallback_hops)
-        self._own(sc.FP_CACHE_HIT, cache_hit)
-        self._own(sc.FP_QUOTA_DECISION, quota_decision)
-        self._own(sc.FP_BREAKER_DECISION, breaker_decision)
+        self._own_all(
+            {
+                sc.FP_DEPLOYMENT: deployment,
+                sc.FP_FALLBACK_HOPS: fallback_hops,
+                sc.FP_CACHE_HIT: cache_hit,
+                sc.FP_QUOTA_DECISION: quota_decision,
+                sc.FP_BREAKER_DECISION: breaker_decision,
+            }
+        )
 
     def record_chunk(self) -> None:
         """A streamed chunk arrived: the first sets time to first chunk, later ones time per chunk."""
