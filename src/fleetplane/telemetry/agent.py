@@ -66,7 +66,8 @@ def configure(
     """Set up this agent process's telemetry: OTLP/HTTP to `endpoint` (a base URL such as
     `http://fleetplane:4318`; `/v1/traces` etc. are appended), else to `OTEL_EXPORTER_OTLP_ENDPOINT`, else
     nowhere. Flushed at exit. `install_global` also makes the providers OpenTelemetry's global ones, so
-    other instrumentation in the process joins the same traces."""
+    other instrumentation in the process joins the same traces; OpenTelemetry takes that only once per
+    process, so call `configure()` once (a second call replaces fleetplane's pipeline, not the global)."""
     from fleetplane.telemetry.setup import OtlpHttp, Telemetry
 
     global _configured, _exit_hooked
