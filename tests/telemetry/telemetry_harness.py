@@ -85,7 +85,8 @@ def start_receiver(
 
     async def serve() -> None:
         store = await Store.open(database_url)
-        spans = SpanStore(store, interval=0.05, **(span_options or {}))
+        # No retention: some tests send spans dated years ago, which a retention pass would delete.
+        spans = SpanStore(store, interval=0.05, **{"retention": None, **(span_options or {})})
         targets = forward_targets(environ or {})
         forwarder = Forwarder(targets, **(forwarder_options or {})) if targets else None
         receiver = Receiver(spans, forwarder=forwarder, **({"max_body": max_body} if max_body else {}))
