@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, exists, func, literal, select
 
@@ -132,48 +132,39 @@ class TraceQueries:
             .having(*time_window(start, since, until))
             .subquery("trace_stats")
         )
-        usage = (
-            select(
-                spans.c.trace_id,
-                func.sum(spans.c.input_tokens).label("input_tokens"),
-                func.sum(spans.c.output_tokens).label("output_tokens"),
-                func.sum(spans.c.cost_usd).label("cost_usd"),
-            )
-            .where(counted_spans(in_scope))
-            .group_by(spans.c.trace_id)
-            .subquery("trace_usage")
-        )
-        query = select(stats, usage.c.input_tokens, usage.c.output_tokens, usage.c.cost_usd).select_from(
-            stats.outerjoin(usage, usage.c.trace_id == stats.c.trace_id)
-        )
+        status_filter = []
         if status == "error":
-            query = query.where(stats.c.error_count > 0)
+            status_filter.append(stats.c.error_count > 0)
         elif status == "ok":
-            query = query.where(stats.c.error_count == 0)
-        if min_cost is not None:
-            query = query.where(func.coalesce(usage.c.cost_usd, 0) >= Decimal(str(min_cost)))
-        query = query.order_by(stats.c.start_ns.desc(), stats.c.trace_id).limit(limit)
+            status_filter.append(stats.c.error_count == 0)
+        order = (stats.c.start_ns.desc(), stats.c.trace_id)
         async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            roots = await self._roots(conn, [r.trace_id for r in rows])
-        return [
-            TraceSummary(
-                trace_id=r.trace_id,
-                root_name=roots.get(r.trace_id, ("", None))[0],
-                service_name=roots.get(r.trace_id, ("", None))[1],
-                start=r.start_ns / NS,
-                duration_ms=max(0, r.end_ns - r.start_ns) / 1e6,
-                span_count=int(r.span_count),
-                error_count=int(r.error_count or 0),
-                input_tokens=int(r.input_tokens or 0),
-                output_tokens=int(r.output_tokens or 0),
-                cost_usd=as_decimal(r.cost_usd) or Decimal(0),
-            )
-            for r in rows
-        ]
+            if min_cost is None:
+                # Roll up only the page's traces: the walk over usage is the expensive part.
+                page = select(stats).where(*status_filter).order_by(*order).limit(limit)
+            else:
+                # The cost filter needs every candidate's roll-up before the page can be cut.
+                rolled = _usage_query(in_scope).subquery("trace_usage")
+                page = (
+                    select(stats)
+                    .select_from(stats.outerjoin(rolled, rolled.c.trace_id == stats.c.trace_id))
+                    .where(*status_filter, func.coalesce(rolled.c.cost_usd, 0) >= Decimal(str(min_cost)))
+                    .order_by(*order)
+                    .limit(limit)
+                )
+            rows = (await conn.execute(page)).all()
+            ids = [r.trace_id for r in rows]
+            usage = {} if not ids else await self._usage(conn, spans.c.trace_id.in_(ids))
+            roots = await self._roots(conn, ids)
+        return [_summary(r, roots.get(r.trace_id), usage.get(r.trace_id)) for r in rows]
 
     @staticmethod
-    async def _roots(conn: object, trace_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    async def _usage(conn: Any, scope: Any) -> dict[str, Any]:
+        rows = (await conn.execute(_usage_query(scope))).all()
+        return {r.trace_id: r for r in rows}
+
+    @staticmethod
+    async def _roots(conn: Any, trace_ids: list[str]) -> dict[str, tuple[str, str | None]]:
         """Each trace's root span name and service: the earliest span without a stored parent."""
         if not trace_ids:
             return {}
@@ -188,7 +179,7 @@ class TraceQueries:
             .where(spans.c.trace_id.in_(trace_ids), ~has_parent)
             .order_by(spans.c.start_ns.desc())  # the earliest comes last and wins below
         )
-        rows = (await conn.execute(query)).all()  # type: ignore[attr-defined]
+        rows = (await conn.execute(query)).all()
         return {r.trace_id: (r.name, r.service_name) for r in rows}
 
     async def get_trace(self, trace_id: str) -> TraceView | None:
@@ -214,6 +205,36 @@ class TraceQueries:
         return build_tree(
             trace_id, [span_from_row(r) for r in span_rows], [event_from_row(r) for r in event_rows]
         )
+
+
+def _usage_query(scope: Any) -> Any:
+    """Tokens and cost per trace, summed over the spans that count (see `spanquery`)."""
+    return (
+        select(
+            spans.c.trace_id,
+            func.sum(spans.c.input_tokens).label("input_tokens"),
+            func.sum(spans.c.output_tokens).label("output_tokens"),
+            func.sum(spans.c.cost_usd).label("cost_usd"),
+        )
+        .where(counted_spans(scope))
+        .group_by(spans.c.trace_id)
+    )
+
+
+def _summary(row: Any, root: tuple[str, str | None] | None, usage: Any) -> TraceSummary:
+    name, service = root or ("", None)
+    return TraceSummary(
+        trace_id=row.trace_id,
+        root_name=name,
+        service_name=service,
+        start=row.start_ns / NS,
+        duration_ms=max(0, row.end_ns - row.start_ns) / 1e6,
+        span_count=int(row.span_count),
+        error_count=int(row.error_count or 0),
+        input_tokens=int(usage.input_tokens or 0) if usage is not None else 0,
+        output_tokens=int(usage.output_tokens or 0) if usage is not None else 0,
+        cost_usd=(as_decimal(usage.cost_usd) or Decimal(0)) if usage is not None else Decimal(0),
+    )
 
 
 def build_tree(trace_id: str, records: list[SpanRecord], trace_events: list[EventRecord]) -> TraceView:
