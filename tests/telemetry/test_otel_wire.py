@@ -134,7 +134,6 @@ def test_otel_endpoints_come_from_the_standard_environment(collector: Collector)
     one_turn(telemetry)
     assert telemetry.shutdown(timeout_s=10)
     assert set(collector.bodies) == {"/custom/traces"}
-    assert len(collector.span_names()) == 0  # the path differs; decode it directly
     request = ExportTraceServiceRequest.FromString(collector.bodies["/custom/traces"][0])
     assert len([s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]) == 3
 

@@ -309,23 +309,26 @@ class GenAISpan:
             for key, value in self._content.items():
                 self._own(key, policy.to_json(value))
         inference = self.outcome.operation in sc.INFERENCE_OPERATIONS | {sc.Op.EMBEDDINGS}
-        if policy.mode.on_event and inference and self._spans.events is not None:
-            self._emit_details({k: policy.clean(v) for k, v in self._content.items()})
+        events = self._spans.events
+        if policy.mode.on_event and inference and events is not None:
+            self._emit_details(events, {k: policy.clean(v) for k, v in self._content.items()})
 
-    def _emit_details(self, content: Mapping[str, Any]) -> None:
+    def _emit_details(self, events: Logger, content: Mapping[str, Any]) -> None:
         """The `gen_ai.client.inference.operation.details` event: the call's attributes and content."""
         outcome = self.outcome
         attributes = {k: v for k, v in outcome.attributes.items() if k.startswith(("gen_ai.", "server."))}
+        usage = outcome.usage
         known = {
             sc.GEN_AI_RESPONSE_ID: self.response_id,
             sc.GEN_AI_RESPONSE_MODEL: outcome.response_model,
             sc.GEN_AI_RESPONSE_FINISH_REASONS: outcome.finish_reasons or None,
+            sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens if usage else None,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens if usage else None,
             sc.ERROR_TYPE: outcome.error_type,
         }
         attributes.update({k: v for k, v in known.items() if v is not None})
         attributes.update(content)
-        assert self._spans.events is not None
-        self._spans.events.emit(
+        events.emit(
             event_name=sc.EVENT_INFERENCE_DETAILS,
             severity_number=SeverityNumber.DEBUG,
             context=trace.set_span_in_context(self._span),
