@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal, or_, select
+from sqlalchemy import ColumnElement, and_, exists, literal, or_, select, true
 
 from fleetplane.store.tables import telemetry_events, telemetry_spans
 from fleetplane.telemetry.records import EventRecord, SpanRecord
@@ -78,6 +78,14 @@ def span_conditions(
         conditions.append(or_(spans.c.request_model == model, spans.c.response_model == model))
     conditions.extend(time_window(spans.c.start_ns, since, until))
     return conditions
+
+
+def traces_with(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """Spans of the traces holding a span that meets every condition (every span when there are none:
+    a semi-join of the table with itself is no filter, only work)."""
+    if not conditions:
+        return true()
+    return spans.c.trace_id.in_(select(spans.c.trace_id).where(*conditions).scalar_subquery())
 
 
 def time_window(column: Any, since: float | None, until: float | None) -> list[ColumnElement[bool]]:

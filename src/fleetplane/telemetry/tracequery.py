@@ -27,6 +27,7 @@ from fleetplane.telemetry.spanquery import (
     span_from_row,
     spans,
     time_window,
+    traces_with,
 )
 
 if TYPE_CHECKING:
@@ -113,10 +114,7 @@ class TraceQueries:
         check_status(status)
         if limit < 1:
             raise QueryError(f"limit must be at least 1, got {limit}")
-        matching = select(spans.c.trace_id).where(
-            *span_conditions(agent=agent, team=team, model=model, since=since, until=until)
-        )
-        in_scope = spans.c.trace_id.in_(matching.scalar_subquery())
+        in_scope = traces_with(span_conditions(agent=agent, team=team, model=model, since=since, until=until))
         start = func.min(spans.c.start_ns)
         errors = func.sum(case((spans.c.status_code == "error", 1), else_=0))
         stats = (

@@ -32,6 +32,7 @@ from fleetplane.telemetry.spanquery import (
     span_conditions,
     span_from_row,
     spans,
+    traces_with,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class UsageQueries:
         width = BUCKETS[bucket] * NS
         window = span_conditions(agent=agent, team=team, model=model, since=since, until=until)
         # Whole traces are in scope, so a span's descendants are seen even past the window's end.
-        in_scope = spans.c.trace_id.in_(select(spans.c.trace_id).where(*window).scalar_subquery())
+        in_scope = traces_with(window)
         start_bucket = ((spans.c.start_ns // width) * width).label("bucket")
         columns = [GROUPS[g].label(g) for g in group_by]
         query = (
