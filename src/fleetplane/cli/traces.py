@@ -26,7 +26,9 @@ from fleetplane.telemetry.records import EventRecord
 from fleetplane.telemetry.spanstore import SpanStore
 from fleetplane.telemetry.tracequery import SpanNode, TraceSummary, TraceView, Usage
 
-traces_app = typer.Typer(name="traces", help="Traces from the span store: list them, show one as a tree.")
+traces_app = typer.Typer(
+    name="traces", help="Traces from the span store: list them, show one as a tree.", no_args_is_help=True
+)
 
 TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 Output = Annotated[str, typer.Option("--output", "-o", help="table (list), tree (show) or json.")]
