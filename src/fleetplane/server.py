@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetplane import __version__
 from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
+from fleetplane.telemetry.backend import Backend
 
 # Liveness and readiness say nothing secret; orchestrators probe them without credentials.
 OPEN_ADMIN_PATHS = frozenset({"/admin/health", "/admin/ready"})
@@ -91,7 +92,10 @@ class AdminGuard:
         return client is not None and is_loopback(client[0]) and not _relayed(scope.get("headers", []))
 
 
-def build_app(runtime: GatewayRuntime) -> ASGIApp:
+def build_app(runtime: GatewayRuntime, backend: Backend | None = None) -> ASGIApp:
+    """The server: the gateway and its admin API, and — with a telemetry backend — the OTLP receiver
+    (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`."""
+
     async def health(_: Request) -> Response:
         return Response(orjson.dumps({"status": "ok", "version": __version__}), media_type="application/json")
 
@@ -102,17 +106,22 @@ def build_app(runtime: GatewayRuntime) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if backend is not None:
+            await backend.start()
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            if backend is not None:
+                await backend.stop()
 
     routes = [
         *runtime.routes(),
         Route("/admin/health", health, methods=["GET"]),
         Route("/admin/ready", ready, methods=["GET"]),
         *admin_routes(runtime),
+        *(backend.routes() if backend is not None else []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     return AdminGuard(app, os.environ.get("FLEETPLANE_ADMIN_TOKEN") or None)

@@ -33,6 +33,7 @@ from fleetplane.store.db import Store
 from fleetplane.store.desired import ApplyError, apply_desired
 from fleetplane.store.keys import KeyRepository, NewKey, new_secret
 from fleetplane.store.url import redact
+from fleetplane.telemetry.backend import Backend
 
 QUICKSTART_LABEL = "fleetplane.dev/quickstart"
 UP_KEY = "up-quickstart"
@@ -134,7 +135,8 @@ def _banner(
     table = Table.grid(padding=(0, 2))
     table.add_row("OpenAI API", f"{base}/v1  (chat/completions, embeddings, models)")
     table.add_row("Anthropic API", f"{base}/v1/messages")
-    table.add_row("admin API", f"{base}/admin  (health, ready, gateway/config)")
+    table.add_row("admin API", f"{base}/admin  (health, ready, gateway/config, quotas, breakers)")
+    table.add_row("telemetry", f"{base}/v1/traces (OTLP receiver), {base}/metrics (Prometheus)")
     table.add_row("store", redact(store.url))
     table.add_row("shared state", redact(redis_url) if redis_url else "in-process")
     for name, url in started.sim_urls.items():
@@ -254,9 +256,13 @@ async def _serve(
         started = start_simulators(desired)
         key = await quickstart_key(store, desired)
         settings.sim_urls = started.sim_urls
-        runtime = GatewayRuntime(store, settings)
+        try:
+            backend = Backend.create(store, service_name="fleetplane-gateway")
+        except ValueError as exc:
+            fail(f"telemetry settings: {exc}", code=1)
+        runtime = GatewayRuntime(store, settings, telemetry=backend.telemetry)
         config = uvicorn.Config(
-            build_app(runtime),
+            build_app(runtime, backend),
             host=host,
             port=port,
             loop="uvloop" if os.name != "nt" else "asyncio",

@@ -27,6 +27,7 @@ from fleetplane.gateway.policy import Policy, PolicyChain
 from fleetplane.gateway.quota.policy import QuotaPolicy
 from fleetplane.gateway.router import Router
 from fleetplane.gateway.service import Gateway
+from fleetplane.gateway.tracing import TracingPolicy
 from fleetplane.gateway.upstream.pool import UpstreamPool
 from fleetplane.manifests.kinds import KINDS, Manifest
 from fleetplane.state.breaker import open_breaker_store
@@ -38,6 +39,7 @@ from fleetplane.store.db import Store
 from fleetplane.store.keys import KeyRepository
 from fleetplane.store.url import home
 from fleetplane.store.usage import UsageRepository
+from fleetplane.telemetry.setup import Telemetry
 
 log = logging.getLogger("fleetplane.gateway")
 
@@ -83,8 +85,16 @@ async def load_applied(store: Store, *, generation: int | None = None) -> tuple[
 
 
 class GatewayRuntime:
-    def __init__(self, store: Store, settings: GatewaySettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: GatewaySettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.store = store
+        self.tracing = TracingPolicy(telemetry) if telemetry is not None else None
         self.settings = settings
         self.clock = clock
         # `kv` holds cooldowns and breaker marks, `cache_kv` cached answers: two LRUs in process, so cache
@@ -137,8 +147,10 @@ class GatewayRuntime:
 
     def policies(self) -> list[Policy]:
         # on_request: L2 breakers refuse first, then the cache may answer (no quota is spent on a hit);
-        # before_attempt: deployment breakers, then L1 admission on every quota scope of the attempt.
-        return [self.breakers, self.cache, self.quota]
+        # before_attempt: deployment breakers, then L1 admission on every quota scope of the attempt;
+        # on_complete/on_error run in reverse, so tracing — first here — sees every decision made.
+        chain: list[Policy] = [self.breakers, self.cache, self.quota]
+        return [self.tracing, *chain] if self.tracing is not None else chain
 
     async def reload(self) -> bool:
         """Rebuild the config if the applied generation moved; True when it did."""

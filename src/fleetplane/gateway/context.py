@@ -56,6 +56,8 @@ class RequestContext:
     # The deployment holding the request right now (sent, no answer yet): charged if the client leaves.
     pending: DeploymentRuntime | None = None
     stream_error: str | None = None  # why a stream that started did not finish
+    # What the answer said about itself (id, model, finish reasons), for telemetry.
+    response_meta: dict[str, Any] = field(default_factory=dict)
     cache_status: str | None = None  # hit | miss | bypass; None when the model has no cache
     usage: TokenUsage | None = None
     usage_source: str = "none"

@@ -148,5 +148,12 @@ async def relay(
         stream.held.release()
         ctx.usage = settle_usage(ctx, stream, complete=complete)
         ctx.stream_error = detail
+        reason = getattr(stream.watcher, "finish_reason", None) or getattr(
+            stream.watcher, "stop_reason", None
+        )
+        ctx.response_meta = {
+            "finish_reasons": [reason] if reason else [],
+            "model": stream.attempt.deployment.model,
+        }
         await stream.run.settle(Outcome(outcome, status=200, usage=ctx.usage, detail=detail))
         await on_settled(ctx, b"".join(captured) if captured is not None and complete else None)

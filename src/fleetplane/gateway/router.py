@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -298,6 +299,7 @@ class Router:
         else:
             ctx.usage_source = "reported"
         ctx.usage = usage
+        ctx.response_meta = _facts(body)
         ctx.served_by = run.attempt.deployment
         ctx.pending = None
         ctx.dropped_params = exchange.dropped
@@ -337,3 +339,19 @@ class Router:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 300 else text[:300] + "…"
+
+
+def _facts(body: dict[str, Any]) -> dict[str, Any]:
+    """What an answer says about itself (either API's shape), for telemetry."""
+    finish: list[str] = []
+    choices = body.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+            finish.append(choice["finish_reason"])
+    if isinstance(body.get("stop_reason"), str):
+        finish.append(body["stop_reason"])
+    facts: dict[str, Any] = {"finish_reasons": finish}
+    for key in ("id", "model"):
+        if isinstance(body.get(key), str):
+            facts[key] = body[key]
+    return facts

@@ -44,6 +44,7 @@ class OpenAIPassthrough:
         self.usage: TokenUsage | None = None
         self.error: Mapping[str, Any] | None = None
         self.finished = False
+        self.finish_reason: str | None = None
         self._text: list[str] = []
 
     def feed(self, event: SSEEvent) -> list[bytes]:
@@ -77,6 +78,8 @@ class OpenAIPassthrough:
 
     def _watch(self, choices: Any) -> None:
         for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, Mapping) and isinstance(choice.get("finish_reason"), str):
+                self.finish_reason = choice["finish_reason"]
             delta = choice.get("delta") if isinstance(choice, Mapping) else None
             if not isinstance(delta, Mapping):
                 continue
@@ -101,6 +104,7 @@ class AnthropicPassthrough:
         self.usage: TokenUsage | None = None
         self.error: Mapping[str, Any] | None = None
         self.finished = False
+        self.finish_reason: str | None = None  # Anthropic's stop_reason
         self._text: list[str] = []
         self._input: Mapping[str, Any] = {}
 
@@ -136,6 +140,9 @@ class AnthropicPassthrough:
                 self._input = usage
                 self.usage = anthropic_usage(usage)
         elif kind == "message_delta":
+            delta = payload.get("delta")
+            if isinstance(delta, Mapping) and isinstance(delta.get("stop_reason"), str):
+                self.finish_reason = delta["stop_reason"]
             usage = payload.get("usage")
             if isinstance(usage, Mapping):
                 # message_delta's usage is cumulative; input counts may only be in message_start.

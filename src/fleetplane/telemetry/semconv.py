@@ -114,6 +114,8 @@ EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 
 # --- fleetplane span attributes -------------------------------------------------------------------
 FP_DEPLOYMENT = "fleetplane.deployment"
+FP_MODEL_GROUP = "fleetplane.model_group"  # the group a client asked for (request model may be an alias)
+FP_REQUEST_ID = "fleetplane.request.id"  # the usage record's id: a span and a ledger row meet here
 FP_FALLBACK_HOPS = "fleetplane.fallback.hops"
 FP_CACHE_HIT = "fleetplane.cache.hit"
 FP_QUOTA_DECISION = "fleetplane.quota.decision"

@@ -75,6 +75,8 @@ class GenAISpan:
         self._parent = parent
         self._span: trace.Span = trace.INVALID_SPAN
         self._token: object | None = None
+        self._opened = False
+        self._start_ns: int | None = None
         self._agent_token: contextvars.Token[str | None] | None = None
         self._started = 0.0
         self._last_chunk: float | None = None
@@ -96,33 +98,47 @@ class GenAISpan:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> GenAISpan:
-        if self._token is not None:
-            raise RuntimeError(f"span {self.name!r} is already open")
-        starting = self.outcome.attributes
-        self._span = self._spans.tracer.start_span(
-            self.name, context=self._parent, kind=self.kind, attributes=starting
-        )
-        self._token = otel_context.attach(trace.set_span_in_context(self._span, self._parent))
-        if self.outcome.operation == sc.Op.INVOKE_AGENT:
-            self._agent_token = current_agent.set(starting.get(sc.GEN_AI_AGENT_NAME))
-        self.set_attributes(self._extra)
-        self._started = self._spans.clock.monotonic()
-        return self
+        return self.open()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.outcome.duration_s = self._spans.clock.monotonic() - self._started
+        self.close(error=exc)
+
+    def open(self, *, start_time_ns: int | None = None, attach: bool = True) -> GenAISpan:
+        """Start the span. `attach=False` leaves the current context alone — for a span that starts and
+        ends in different tasks, or is written after the fact with its real `start_time_ns`."""
+        if self._opened:
+            raise RuntimeError(f"span {self.name!r} is already open")
+        self._opened = True
+        starting = self.outcome.attributes
+        self._span = self._spans.tracer.start_span(
+            self.name, context=self._parent, kind=self.kind, attributes=starting, start_time=start_time_ns
+        )
+        self._start_ns = start_time_ns
+        if attach:
+            self._token = otel_context.attach(trace.set_span_in_context(self._span, self._parent))
+            if self.outcome.operation == sc.Op.INVOKE_AGENT:
+                self._agent_token = current_agent.set(starting.get(sc.GEN_AI_AGENT_NAME))
+        self.set_attributes(self._extra)
+        self._started = self._spans.clock.monotonic()
+        return self
+
+    def close(self, *, end_time_ns: int | None = None, error: BaseException | None = None) -> None:
+        if end_time_ns is not None and self._start_ns is not None:
+            self.outcome.duration_s = max(0, end_time_ns - self._start_ns) / 1e9
+        else:
+            self.outcome.duration_s = self._spans.clock.monotonic() - self._started
         try:
-            if exc is not None:
-                self._record_exception(exc)
+            if error is not None:
+                self._record_exception(error)
             self._finish()
         finally:
             if self._agent_token is not None:
                 current_agent.reset(self._agent_token)
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._span.end()
+            self._span.end(end_time=end_time_ns)
 
     async def __aenter__(self) -> GenAISpan:
         return self.__enter__()
