@@ -161,3 +161,19 @@ def test_broken_quota_and_breaker_documents(tmp_path: Path, case: str, expected:
         load(write(tmp_path, case))
     messages = [str(e).replace(str(tmp_path) + "/", "") for e in caught.value.errors]
     assert messages == [expected]
+
+
+def test_time_zones_of_quotas_and_organizations_are_checked(tmp_path: Path) -> None:
+    quota = doc("Quota", "target: {team: support}\nlimits: {usdPerDay: 5}\ntimeZone: Mars/Olympus\n")
+    with pytest.raises(ManifestErrors) as caught:
+        load(write(tmp_path, quota))
+    [message] = [str(e).replace(str(tmp_path) + "/", "") for e in caught.value.errors]
+    assert message.endswith(
+        "Quota/q: spec.timeZone: unknown time zone 'Mars/Olympus'; found 'Mars/Olympus'; "
+        "expected an IANA time zone such as Europe/Berlin or UTC"
+    )
+    org = f"{HEAD}kind: Organization\nmetadata: {{name: moon}}\nspec: {{timeZone: Moon/Base}}\n"
+    with pytest.raises(ManifestErrors) as caught:
+        (tmp_path / "two").mkdir()
+        load(write(tmp_path / "two", org))
+    assert "spec.timeZone: unknown time zone 'Moon/Base'" in str(caught.value.errors[0])

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from fleetplane.manifests.document import Manifest, kind
 from fleetplane.manifests.fields import Strict
-from fleetplane.manifests.limits import QuotaLimits, QuotaTarget, Schedule
+from fleetplane.manifests.limits import QuotaLimits, QuotaTarget, Schedule, TimeZone
 
 
 class QuotaSpec(Strict):
@@ -23,7 +23,7 @@ class QuotaSpec(Strict):
     # conservative local limit of limit ÷ replicas.
     fail_mode: Literal["closed", "open"] = "closed"
     # Calendar windows (dollars per day/month) turn over at midnight here; default: the organization's.
-    time_zone: str | None = None
+    time_zone: TimeZone | None = None
 
 
 @kind

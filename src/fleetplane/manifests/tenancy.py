@@ -12,13 +12,13 @@ from pydantic import Field
 
 from fleetplane.manifests.document import Manifest, kind
 from fleetplane.manifests.fields import Name, Strict
-from fleetplane.manifests.limits import QuotaLimits
+from fleetplane.manifests.limits import QuotaLimits, TimeZone
 
 
 class OrganizationSpec(Strict):
     display_name: str | None = None
     # Calendar windows (dollars per day and per month) turn over at midnight in this time zone.
-    time_zone: str = "UTC"
+    time_zone: TimeZone = "UTC"
     quota: QuotaLimits | None = None  # shared by every request of the organization
 
 
