@@ -61,7 +61,8 @@ def stored_trace(home: Path, database_url: str, trace_id: str | None = None) -> 
         traces = [t for t in json.loads(listed) if t["span_count"] >= 3]
         if traces:
             shown = subprocess.run(
-                [sys.executable, "-m", "fleetplane.cli", "traces", "show", traces[0]["trace_id"], "-o", "json"],
+                [sys.executable, "-m", "fleetplane.cli", "traces", "show", traces[0]["trace_id"], "-o",
+                 "json"],
                 capture_output=True, text=True, env=env, check=True,
             ).stdout  # fmt: skip
             return dict(json.loads(shown))
