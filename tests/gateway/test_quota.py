@@ -151,6 +151,7 @@ def test_two_hundred_concurrent_requests_never_pass_a_small_limit(make_gateway: 
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
+
             async def one() -> int:
                 response = await client.post(
                     gateway.v1 + "/chat/completions",
