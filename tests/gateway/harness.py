@@ -22,6 +22,7 @@ from fleetplane.server import build_app
 from fleetplane.store.db import Store
 from fleetplane.store.desired import apply_desired
 from fleetplane.store.usage import UsageRecord, UsageRepository
+from fleetplane.telemetry.setup import Telemetry
 
 # The sims used here: every chat model instant unless a request's directive says otherwise.
 SIM_CONFIG: dict[str, Any] = {
@@ -223,6 +224,7 @@ def start_gateway(
     *,
     redis_url: str | None = None,
     max_body: int | None = None,
+    telemetry: Telemetry | None = None,
 ) -> GatewayUnderTest:
     desired = load(fleet_dir)
 
@@ -250,7 +252,7 @@ def start_gateway(
     async def serve() -> None:
         store = await Store.open(database_url, run_migrations=False)
         try:
-            runtime = GatewayRuntime(store, settings)
+            runtime = GatewayRuntime(store, settings, telemetry=telemetry)
             config = uvicorn.Config(build_app(runtime), log_level="warning", access_log=False, lifespan="on")
             server = uvicorn.Server(config)
             server_box["server"] = server

@@ -36,6 +36,9 @@ log = logging.getLogger("fleetplane.gateway")
 _KEPT_HEADERS = (
     "x-fleetplane-cache", "cache-control", "anthropic-version", "anthropic-beta", "traceparent",
     "x-fleetplane-conversation-id",
+    "x-fleetplane-prompt-name",
+    "x-fleetplane-prompt-version",
+    "tracestate",
 )  # fmt: skip
 
 
