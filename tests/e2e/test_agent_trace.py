@@ -133,3 +133,67 @@ def test_captured_content_is_redacted(replicas: Replicas, upstream: SimProcess, 
     assert events, "with capture on, the gateway's content event is stored"
     captured = json.dumps(events)
     assert "Mail " in captured and "the key" in captured
+
+
+class Collector:
+    """Another OTLP endpoint (a second fleetplane receiver with its own store), as an external backend."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import asyncio
+        import socket
+        import threading
+
+        import uvicorn
+        from starlette.applications import Starlette
+
+        from fleetplane.store.db import Store
+        from fleetplane.telemetry.receiver import Receiver
+
+        self.database_url = f"sqlite:///{tmp_path / 'collector.db'}"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server: uvicorn.Server | None = None
+        ready = threading.Event()
+
+        async def serve() -> None:
+            store = await Store.open(self.database_url)
+            receiver = Receiver.from_env(store, {})
+            await receiver.start()
+            app = Starlette(routes=receiver.routes())
+            self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+            ready.set()
+            try:
+                await self.server.serve(sockets=[sock])
+            finally:
+                await receiver.stop()
+                await store.close()
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self.thread.start()
+        ready.wait(20)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        self.thread.join(15)
+
+
+def test_the_same_trace_reaches_an_external_otlp_endpoint(
+    replicas: Replicas, upstream: SimProcess, tmp_path: Path
+) -> None:
+    collector = Collector(tmp_path)
+    try:
+        database_url = f"sqlite:///{tmp_path / 'fleet.db'}"
+        replica = replicas.start(
+            write_fleet(tmp_path / "fleet", upstream.base_url), database_url=database_url, redis_url=None,
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url},
+        )  # fmt: skip
+        run_agent(replica.url, "forward me", tmp_path)
+        here = stored_trace(tmp_path / "home0", database_url)
+        there = stored_trace(tmp_path / "collector-home", collector.database_url)
+        assert here["trace_id"] == there["trace_id"]
+        names = sorted(span["name"] for span in flatten(there["spans"]))
+        assert names == ["chat solo", "execute_tool get_weather", "invoke_agent support-bot"]
+    finally:
+        collector.stop()
