@@ -129,14 +129,23 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _banner(
-    host: str, port: int, store: Store, started: Started, key: tuple[str, str] | None, redis_url: str | None
+    host: str,
+    port: int,
+    store: Store,
+    started: Started,
+    key: tuple[str, str] | None,
+    redis_url: str | None,
+    telemetry: bool = True,
 ) -> None:
     base = f"http://{host}:{port}"
     table = Table.grid(padding=(0, 2))
     table.add_row("OpenAI API", f"{base}/v1  (chat/completions, embeddings, models)")
     table.add_row("Anthropic API", f"{base}/v1/messages")
     table.add_row("admin API", f"{base}/admin  (health, ready, gateway/config, quotas, breakers)")
-    table.add_row("telemetry", f"{base}/v1/traces (OTLP receiver), {base}/metrics (Prometheus)")
+    if telemetry:
+        table.add_row("telemetry", f"{base}/v1/traces (OTLP receiver), {base}/metrics (Prometheus)")
+    else:
+        table.add_row("telemetry", "off (--no-telemetry)")
     table.add_row("store", redact(store.url))
     table.add_row("shared state", redact(redis_url) if redis_url else "in-process")
     for name, url in started.sim_urls.items():
@@ -200,6 +209,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+        telemetry: Annotated[
+            bool,
+            typer.Option(
+                "--telemetry/--no-telemetry",
+                envvar="FLEETPLANE_TELEMETRY",
+                show_envvar=True,
+                help="Trace every request, store traces, receive OTLP and serve /metrics.",
+            ),
+        ] = True,
     ) -> None:
         """Apply a fleet directory and serve it: the AI gateway (OpenAI and Anthropic APIs) and the admin API on one port, a simulator child process for every `sim` provider. Ctrl-C stops everything."""  # noqa: E501
         fleet = directory or bundled_fleet()
@@ -215,7 +233,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(str(error), markup=False, soft_wrap=True)
             fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
         settings = settings_from_env(redis_url)  # before anything is applied or started
-        _run(_serve(desired, host, port, database_url, settings, log_level))
+        _run(_serve(desired, host, port, database_url, settings, log_level, telemetry))
         console.print("fleetplane stopped.")
 
 
@@ -237,6 +255,7 @@ async def _serve(
     database_url: str | None,
     settings: GatewaySettings,
     log_level: str,
+    telemetry: bool = True,
 ) -> None:
     store = await Store.open(database_url)
     started = Started([], {})
@@ -256,11 +275,13 @@ async def _serve(
         started = start_simulators(desired)
         key = await quickstart_key(store, desired)
         settings.sim_urls = started.sim_urls
-        try:
-            backend = Backend.create(store, service_name="fleetplane-gateway")
-        except ValueError as exc:
-            fail(f"telemetry settings: {exc}", code=1)
-        runtime = GatewayRuntime(store, settings, telemetry=backend.telemetry)
+        backend: Backend | None = None
+        if telemetry:
+            try:
+                backend = Backend.create(store, service_name="fleetplane-gateway")
+            except ValueError as exc:
+                fail(f"telemetry settings: {exc}", code=1)
+        runtime = GatewayRuntime(store, settings, telemetry=backend.telemetry if backend else None)
         config = uvicorn.Config(
             build_app(runtime, backend),
             host=host,
@@ -282,7 +303,7 @@ async def _serve(
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
             await asyncio.sleep(0.05)
         if server.started:
-            _banner(host, sock.getsockname()[1], store, started, key, settings.redis_url)
+            _banner(host, sock.getsockname()[1], store, started, key, settings.redis_url, backend is not None)
         await serving
     finally:
         for sim in started.sims:
