@@ -185,30 +185,34 @@ def quota_counters(gateways: Gateways) -> dict[str, float]:
     }
 
 
-def redis_leftovers(gateways: Gateways) -> dict[str, int] | None:
-    """Straight from Redis: open reservations (the lease index) and concurrency places held."""
+def redis_leftovers(gateways: Gateways) -> dict[str, Any] | None:
+    """Straight from Redis: open reservations (the lease index, with their ids) and concurrency places."""
     if gateways.redis is None:
         return None
     client = gateways.redis.client
     held = sum(client.zcard(k) for k in client.scan_iter(match=_glob(QUOTA_PREFIX + "c:") + "*"))
-    return {"open_reservations": int(client.zcard(QUOTA_PREFIX + "leases")), "concurrency_held": int(held)}
+    ids = [i.decode() for i in client.zrange(QUOTA_PREFIX + "leases", 0, -1)]
+    return {"open_reservations": len(ids), "concurrency_held": int(held), "open_ids": ids}
 
 
 def _glob(prefix: str) -> str:
     return "".join(f"[{c}]" if c in "[]{}*?" else c for c in prefix)
 
 
-def ledger(gateways: Gateways) -> dict[str, Any]:
-    """The benchmark key's records, after every replica flushed its queue."""
+def ledger(gateways: Gateways, look_up: list[str]) -> dict[str, Any]:
+    """The benchmark key's records, after every replica flushed its queue; in full for the request ids
+    of `look_up` (reservation ids "request:attempt" still open)."""
     from sqlalchemy import create_engine, text
 
     from fleetplane.store.url import sync_url
 
     for replica in gateways.replicas:
         gateways.admin("/admin/gateway/flush", replica=replica.index, method="POST")
+    wanted = {rid.rpartition(":")[0] for rid in look_up}
     engine = create_engine(sync_url(gateways.database_url))
     query = text(
-        "SELECT u.status, u.stream, u.client_disconnected, u.input_tokens, u.output_tokens "
+        "SELECT u.request_id, u.status, u.stream, u.client_disconnected, u.error_type, u.input_tokens, "
+        "u.output_tokens, u.latency_ms, u.ttft_ms, u.usage_source "
         "FROM usage_records u JOIN virtual_keys k ON k.id = u.key_id WHERE k.name = 'bench'"
     )
     try:
@@ -221,6 +225,7 @@ def ledger(gateways: Gateways) -> dict[str, Any]:
         "tokens": sum(r.input_tokens + r.output_tokens for r in rows),
         "by_status": dict(Counter(str(r.status) for r in rows)),
         "client_disconnected": sum(1 for r in rows if r.client_disconnected),
+        "of_open_reservations": [dict(r._mapping) for r in rows if r.request_id in wanted],
     }
 
 
@@ -263,7 +268,7 @@ def run_case(
         burst_s = time.monotonic() - began
         counters, settled_in = settle(gw, settings.settle)
         redis = redis_leftovers(gw)
-        records = ledger(gw)
+        records = ledger(gw, redis["open_ids"] if redis else [])
         after_flush = quota_counters(gw)
         saved = gw.save_logs(logs.with_name(f"{logs.name}-{store}-{policy}"))
     elapsed = time.monotonic() - began
@@ -306,6 +311,8 @@ def print_row(row: dict[str, Any]) -> None:
         flush=True,
     )
     print(f"             outcomes {row['outcomes']}", flush=True)
+    for record in led["of_open_reservations"]:
+        print(f"             still open in Redis, its ledger record: {record}", flush=True)
 
 
 # -- report ----------------------------------------------------------------------------------------------
