@@ -69,6 +69,8 @@ class Settings:
     mean_output: int
     warmup: int
     settle: float
+    lease: float | None
+    recheck: float
     seed: int
     stores: list[str]
     policies: list[str]
@@ -261,7 +263,10 @@ def run_case(
     )
     params = fleets.FleetParams(upstream_url=sim.base_url + "/v1", model=MODEL)
     topology = STORES[store]
-    with Gateways(fleet, params, topology, workdir, env={WARM_KEY_ENV: warm_key}, first_key=warm_key) as gw:
+    env = {WARM_KEY_ENV: warm_key}
+    if settings.lease is not None:
+        env["FLEETPLANE_QUOTA_LEASE"] = f"{settings.lease:g}"
+    with Gateways(fleet, params, topology, workdir, env=env, first_key=warm_key) as gw:
         warm = asyncio.run(warm_up(gw.urls, warm_key, warm_plan))
         began = time.monotonic()
         outcomes = asyncio.run(burst(gw.urls, gw.key, planned, f"{store}-{policy}"))
@@ -270,6 +275,11 @@ def run_case(
         redis = redis_leftovers(gw)
         records = ledger(gw, redis["open_ids"] if redis else [])
         after_flush = quota_counters(gw)
+        later = None
+        if settings.recheck > 0:
+            # Whether what was left open outlives its lease (or is renewed while the gateway lives).
+            time.sleep(settings.recheck)
+            later = {"counters": quota_counters(gw), "redis": redis_leftovers(gw)}
         saved = gw.save_logs(logs.with_name(f"{logs.name}-{store}-{policy}"))
     elapsed = time.monotonic() - began
     used = after_flush["tpm_used"]
@@ -291,6 +301,8 @@ def run_case(
         "ledger_over_limit": records["tokens"] / settings.tpm,
         "ledger_minus_counters": records["tokens"] - used,
         "gateway_logs": [str(p) for p in saved],
+        "lease": settings.lease,
+        "recheck": None if later is None else {"after_seconds": settings.recheck, **later},
     }
     print_row(row)
     return row
@@ -311,6 +323,13 @@ def print_row(row: dict[str, Any]) -> None:
         flush=True,
     )
     print(f"             outcomes {row['outcomes']}", flush=True)
+    if row["recheck"] is not None:
+        again = row["recheck"]["counters"]
+        print(
+            f"             {row['recheck']['after_seconds']:g} s later (lease {row['lease'] or 'default'}): "
+            f"reserved {again['tpm_reserved']:.0f} tokens, {again['concurrent_held']:.0f} concurrency places",
+            flush=True,
+        )
     for record in led["of_open_reservations"]:
         print(f"             still open in Redis, its ledger record: {record}", flush=True)
 
@@ -355,6 +374,18 @@ def markdown(data: dict[str, Any]) -> str:
             f"{r['ledger_minus_counters']:+.0f} | {reservations} | {places} | {c['tpm_reserved']:.0f} | "
             f"{_settled(r['settled_in_seconds'])} | {_outcome_cell(r['outcomes'])} |"
         )
+    rechecked = [r for r in data["rows"] if r["recheck"] is not None]
+    if rechecked:
+        lines += [""]
+        for r in rechecked:
+            again, lease = r["recheck"], r["lease"]
+            counters = again["counters"]
+            lines.append(
+                f"- {r['store']} {r['policy']}: {again['after_seconds']:g} s later (lease "
+                f"{f'{lease:g} s' if lease else 'default'}), still reserved "
+                f"{counters['tpm_reserved']:.0f} tokens and {counters['concurrent_held']:.0f} "
+                "concurrency places"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -369,6 +400,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--mean-output", type=int, default=80, help="mean of the output's tail (default 80)")
     p.add_argument("--warmup", type=int, default=40, help="warm-up requests per replica (default 40)")
     p.add_argument("--settle", type=float, default=10.0, help="longest wait for counters to settle (s)")
+    p.add_argument(
+        "--lease", type=float, help="FLEETPLANE_QUOTA_LEASE for the gateways (default: theirs, 120 s)"
+    )
+    p.add_argument("--recheck", type=float, default=0.0, help="read what is left again after this many s")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--stores", default=",".join(STORES), help=f"comma-separated: {', '.join(STORES)}")
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: strict, adaptive")
@@ -388,6 +423,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         mean_output=args.mean_output,
         warmup=args.warmup,
         settle=args.settle,
+        lease=args.lease,
+        recheck=args.recheck,
         seed=args.seed,
         stores=stores,
         policies=policies,
