@@ -23,6 +23,7 @@ def migrate(raw_url: str) -> None:
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            # "heads": wings add their migrations on branches of their own (each from the shared base).
+            command.upgrade(config, "heads")
     finally:
         engine.dispose()

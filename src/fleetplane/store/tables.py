@@ -186,3 +186,28 @@ telemetry_events = Table(
     Index("ix_telemetry_events_trace", "trace_id", "span_id"),
     Index("ix_telemetry_events_time", "time_ns"),
 )
+
+# The audit log: append-only and hash-chained. Each entry's hash covers its content and the previous
+# entry's hash, so editing or removing any entry breaks every hash after it (`fleetplane audit verify`).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),  # skill.publish, skill.promote, approval.decide, ...
+    Column("subject", String(512), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_kind", "kind", "seq"),
+)
+
+# The audit log's head (one row), written with every append: removing the newest entries is caught too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
