@@ -211,3 +211,144 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# --- pipelines (fleetplane.pipelines; migration 0005) ---------------------------------------------------
+# A compiled plan, by the sha256 of its canonical JSON: a run names the digest it started with and a resume
+# reads exactly that plan, whatever was applied since.
+pipeline_plans = Table(
+    "pipeline_plans",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("pipeline", String(253), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# One row per run: what it pinned at start (plan digest, skill lock, tool pins), its trace, its lease.
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(253), nullable=False),
+    Column("plan_digest", String(64), nullable=False),
+    Column("lock", JSON, nullable=False),  # "name@constraint" -> {name, version, digest}
+    Column("input", JSON, nullable=False),
+    # pending | running | waiting_approval | needs_attention | succeeded | failed | cancelled
+    Column("status", String(24), nullable=False),
+    Column("trigger", String(16), nullable=False),  # webhook | schedule | manual
+    Column("dedupe_key", String(255), nullable=True),
+    Column("traceparent", String(64), nullable=True),  # the trigger's caller, if it sent one
+    Column("trace_id", String(32), nullable=True),
+    Column("root_span_id", String(16), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("lease_epoch", Integer, nullable=False, default=0),  # fencing token: bumped by every take-over
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attention", JSON, nullable=True),  # what a person must decide (needs_attention)
+    Column("output_digest", String(64), nullable=True),
+    Column("journal_pruned", Boolean, nullable=False, default=False),
+    UniqueConstraint("pipeline", "dedupe_key", name="uq_pipeline_runs_dedupe"),
+    Index("ix_pipeline_runs_status", "status", "lease_until"),
+    Index("ix_pipeline_runs_pipeline", "pipeline", "created_at"),
+    Index("ix_pipeline_runs_finished", "finished_at"),
+)
+
+# The journal: one row per step execution key (step id + loop index). The intent is written before the
+# step runs, the output's digest when it commits; a resume replays committed rows and never re-runs them.
+pipeline_steps = Table(
+    "pipeline_steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("step_key", String(255), primary_key=True),  # "refund", "notify[3]", "sink:audit-http"
+    Column("node", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # context | route | step | validate | sink
+    Column("state", String(16), nullable=False),  # intent | committed | skipped | failed | paused
+    Column("attempt", Integer, nullable=False),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("skill", String(255), nullable=True),  # name@version actually run
+    Column("input_hash", String(64), nullable=True),
+    Column("output_digest", String(64), nullable=True),
+    Column("reconciled", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+# Step outputs, content-addressed (sha256 of canonical JSON): equal outputs are stored once.
+pipeline_outputs = Table(
+    "pipeline_outputs",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("body", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Approval gates: a step, a tool call or a guardrail verdict waiting for a person. `gate` names what is
+# gated within the run; the arguments are bound by hash (a resume with other arguments is refused).
+pipeline_approvals = Table(
+    "pipeline_approvals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("pipeline", String(253), nullable=False),
+    Column("gate", String(512), nullable=False),
+    Column("step_key", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # step | tool | guardrail
+    Column("tool", String(255), nullable=True),
+    Column("status", String(16), nullable=False),  # pending | approved | rejected | expired
+    Column("arguments", JSON, nullable=True),
+    Column("arguments_hash", String(64), nullable=False),
+    Column("approved", JSON, nullable=True),  # the arguments as approved (edited or not)
+    Column("approved_hash", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("requested_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("on_timeout", String(16), nullable=False),
+    Column("decided_at", Float, nullable=True),
+    Column("decided_by", String(255), nullable=True),
+    UniqueConstraint("run_id", "gate", name="uq_pipeline_approvals_gate"),
+    Index("ix_pipeline_approvals_status", "status", "expires_at"),
+)
+
+# The reasoning trace: router decisions, conditions with their inputs, model and tool calls, guardrail
+# verdicts. `key` makes a record idempotent (a replay that passes the same point records nothing new).
+pipeline_trace = Table(
+    "pipeline_trace",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),  # route | condition | llm | tool | guardrail | ...
+    Column("step_key", String(255), nullable=True),
+    Column("data", JSON, nullable=False),
+    UniqueConstraint("run_id", "key", name="uq_pipeline_trace_key"),
+)
+
+# Rows written by `table` sinks, keyed by the sink's key: a replayed sink inserts nothing twice.
+pipeline_sink_rows = Table(
+    "pipeline_sink_rows",
+    metadata,
+    Column("table_name", String(253), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("pipeline", String(253), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# MCP tool definitions pinned by the hash of {name, description, inputSchema}: a changed definition is
+# refused until a person pins it again (a "rug pull" after approval).
+pipeline_tool_pins = Table(
+    "pipeline_tool_pins",
+    metadata,
+    Column("pipeline", String(253), primary_key=True),
+    Column("server", String(253), primary_key=True),
+    Column("tool", String(255), primary_key=True),
+    Column("hash", String(64), nullable=False),
+    Column("pinned_at", Float, nullable=False),
+)
