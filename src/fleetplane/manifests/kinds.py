@@ -3,6 +3,7 @@
 from fleetplane.manifests.breaker import Breaker, BreakerSpec
 from fleetplane.manifests.document import API_VERSION, KINDS, Manifest
 from fleetplane.manifests.model import Deployment, Model, ModelSpec
+from fleetplane.manifests.pipeline import Pipeline
 from fleetplane.manifests.provider import Provider, ProviderSpec
 from fleetplane.manifests.quota import Quota, QuotaSpec
 from fleetplane.manifests.tenancy import Customer, Organization, Team, User
@@ -19,6 +20,7 @@ __all__ = [
     "Model",
     "ModelSpec",
     "Organization",
+    "Pipeline",
     "Provider",
     "ProviderSpec",
     "Quota",

@@ -1,9 +1,9 @@
 """Load the desired state from a file or a directory tree, or say everything that is wrong with it.
 
-Every `*.yaml` / `*.yml` file under the directory is read, recursively, in path order; hidden
-directories (and so `.fleetplane/`) are not. A document with neither `apiVersion` nor `kind` is not a
-manifest and is skipped. All errors of all files are collected; if there is any, no `DesiredState` is
-made and one `ManifestErrors` carries them all.
+Every `*.yaml` / `*.yml` file (and `*.pipeline.md`: a Pipeline in Markdown) under the directory is read,
+recursively, in path order; hidden directories (and so `.fleetplane/`) are not. A document with neither
+`apiVersion` nor `kind` is not a manifest and is skipped. All errors of all files are collected; if there
+is any, no `DesiredState` is made and one `ManifestErrors` carries them all.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from fleetplane.manifests.desired import DesiredState, Origin, Skipped
 from fleetplane.manifests.document import KINDS, Manifest
 from fleetplane.manifests.errors import ManifestError, ManifestErrors
+from fleetplane.manifests.pipeline_md import MARKDOWN_SUFFIX, read_markdown
 from fleetplane.manifests.provider import Provider
 from fleetplane.manifests.references import Declared, check_references
 from fleetplane.manifests.source import YamlDocument, read_yaml
@@ -36,7 +37,8 @@ def load(path: str | Path) -> DesiredState:
     skipped: list[Skipped] = []
     documents: list[tuple[YamlDocument, str]] = []
     for file, rel in files:
-        docs, read_errors = read_yaml(file, str(file))
+        read = read_markdown if file.name.endswith(MARKDOWN_SUFFIX) else read_yaml
+        docs, read_errors = read(file, str(file))
         errors.extend(read_errors)
         for doc in docs:
             if doc.data is None:
@@ -80,7 +82,9 @@ def _relative_files(root: Path) -> list[str]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         base = Path(here).relative_to(root)
         found.extend(
-            (base / n).as_posix() for n in names if n.endswith(YAML_SUFFIXES) and not n.startswith(".")
+            (base / n).as_posix()
+            for n in names
+            if n.endswith((*YAML_SUFFIXES, MARKDOWN_SUFFIX)) and not n.startswith(".")
         )
     return sorted(found, key=lambda rel: rel.split("/"))
 
