@@ -268,11 +268,11 @@ def test_get_an_empty_kind_and_a_missing_name(cli: Invoke, workdir: Path) -> Non
 
 
 def test_get_an_unknown_kind_lists_the_known_ones(cli: Invoke, workdir: Path) -> None:
-    result = cli("get", "agents")
+    result = cli("get", "widgets")
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown kind 'agents'; known kinds: Breaker, Customer, Model, Organization, Provider, Quota, Team, User, VirtualKey\n"
+        "error: unknown kind 'widgets'; known kinds: Agent, Breaker, Customer, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey\n"
     )
 
 

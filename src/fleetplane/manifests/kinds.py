@@ -1,5 +1,6 @@
 """Every manifest kind, imported so each registers itself in `KINDS`."""
 
+from fleetplane.manifests.agent import Agent, AgentSpec
 from fleetplane.manifests.breaker import Breaker, BreakerSpec
 from fleetplane.manifests.document import API_VERSION, KINDS, Manifest
 from fleetplane.manifests.model import Deployment, Model, ModelSpec
@@ -12,6 +13,8 @@ from fleetplane.manifests.virtual_key import VirtualKey, VirtualKeySpec
 __all__ = [
     "API_VERSION",
     "KINDS",
+    "Agent",
+    "AgentSpec",
     "Breaker",
     "BreakerSpec",
     "Customer",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fleetplane.manifests.errors import ManifestError, one_of, render_path
 from fleetplane.manifests.kinds import (
+    Agent,
     Breaker,
     Customer,
     Manifest,
@@ -99,6 +100,8 @@ def check_references(
             _check_target(checker, m, doc, m.spec.target.fields())
         elif isinstance(m, Breaker):
             _check_target(checker, m, doc, {m.spec.target.level: m.spec.target.value})
+        elif isinstance(m, Agent):
+            _check_agent(checker, m, doc)
     return checker.errors
 
 
@@ -110,6 +113,27 @@ _TARGET_KINDS = {
     "customer": "Customer",
     "key": "VirtualKey",
 }
+
+
+def _check_agent(checker: _Checker, m: Agent, doc: YamlDocument) -> None:
+    if m.spec.team is not None:
+        checker.exists(m, doc, ("spec", "team"), "Team", m.spec.team)
+    elif len(checker.declared.of("Team")) > 1:
+        checker.error(
+            m,
+            doc,
+            ("spec",),
+            "several teams are defined: name the one this agent's key belongs to",
+            "spec.team",
+        )
+    if m.spec.declarative is not None:
+        model = m.spec.declarative.model
+        names = checker.declared.of("Model") | checker.declared.aliases
+        if model not in names:
+            problem, expected = _missing(
+                f"no Model or alias named '{model}'", model, names, "no Model is defined"
+            )
+            checker.error(m, doc, ("spec", "declarative", "model"), problem, expected)
 
 
 def _check_target(checker: _Checker, m: Manifest, doc: YamlDocument, fields: dict[str, str]) -> None:
