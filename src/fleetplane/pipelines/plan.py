@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from fleetplane.manifests.errors import ManifestError, ManifestErrors, render_path
+from fleetplane.manifests.expressions import ExprError, Expression, compile_condition, compile_template
 from fleetplane.manifests.pipeline import ROUTED, Pipeline, PipelineSpec, Step, Validation
-from fleetplane.pipelines.expr import ExprError, Expression, compile_condition, compile_template
 
 Loc = tuple[str | int, ...]
 # Where a field is written: (file, line, column). Documents read back from the store have no lines.

@@ -1,4 +1,4 @@
-"""A small, safe expression language for conditions and templates.
+"""The safe expression language of manifests: conditions and templates in pipelines and skill contracts.
 
 `input.amount > 100 and not context.vip`, `steps.fetch.output.items | length > 0`,
 `"Dear {{ input.name | upper }}"`. Expressions are parsed with Python's `ast` and checked against an
