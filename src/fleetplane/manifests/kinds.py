@@ -3,6 +3,7 @@
 from fleetplane.manifests.agent import Agent, AgentSpec
 from fleetplane.manifests.breaker import Breaker, BreakerSpec
 from fleetplane.manifests.document import API_VERSION, KINDS, Manifest
+from fleetplane.manifests.evalsuite import EvalSuite, EvalSuiteSpec
 from fleetplane.manifests.model import Deployment, Model, ModelSpec
 from fleetplane.manifests.pipeline import Pipeline
 from fleetplane.manifests.provider import Provider, ProviderSpec
@@ -19,6 +20,8 @@ __all__ = [
     "BreakerSpec",
     "Customer",
     "Deployment",
+    "EvalSuite",
+    "EvalSuiteSpec",
     "Manifest",
     "Model",
     "ModelSpec",
