@@ -90,7 +90,7 @@ def read_markdown(path: Path, display: str) -> tuple[list[YamlDocument], list[Ma
                 _error(display, block.heading_line, f"the YAML block of '## {block.stage}' is empty")
             )
             continue
-        mark = yaml.Mark(display, 0, block.heading_line - 1, 3, None, None)
+        mark = yaml.Mark(display, 0, block.heading_line - 1, 3, None, 0)
         spec.value.append((ScalarNode(_STR, block.stage, mark, mark), node))
         seen[block.stage] = block.heading_line
     if errors:
@@ -149,7 +149,7 @@ def _spec_node(front: MappingNode, display: str) -> MappingNode:
     for key, value in front.value:
         if isinstance(key, ScalarNode) and key.value == "spec" and isinstance(value, MappingNode):
             return value
-    mark = yaml.Mark(display, 0, front.start_mark.line, 0, None, None)
+    mark = yaml.Mark(display, 0, front.start_mark.line, 0, None, 0)
     spec = MappingNode(_MAP, [], mark, mark)
     front.value = [(k, v) for k, v in front.value if not (isinstance(k, ScalarNode) and k.value == "spec")]
     front.value.append((ScalarNode(_STR, "spec", mark, mark), spec))
