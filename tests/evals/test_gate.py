@@ -75,7 +75,9 @@ def test_continuous_scores_use_the_paired_bootstrap_with_the_seed_recorded() -> 
 def test_shared_fixtures_switch_to_the_cluster_bootstrap() -> None:
     baseline = [Observation("q", f"c{i}", 1.0, True, fixture=f"f{i % 4}") for i in range(40)]
     # One whole fixture regresses: with only 4 clusters the interval is wide and the gate cannot block.
-    candidate = [Observation("q", f"c{i}", float(i % 4 != 0), i % 4 != 0, fixture=f"f{i % 4}") for i in range(40)]
+    candidate = [
+        Observation("q", f"c{i}", float(i % 4 != 0), i % 4 != 0, fixture=f"f{i % 4}") for i in range(40)
+    ]
     report = evaluate_gate(baseline, candidate, margin=0.0, seed=1, resamples=2000)
     [v] = report.dimensions
     assert (v.method, v.clusters) == ("cluster-bootstrap", 4)
@@ -134,4 +136,6 @@ def test_the_report_is_machine_readable_and_counts_unpaired_cases() -> None:
 
 def test_a_dimension_with_no_shared_case_is_an_error() -> None:
     with pytest.raises(ValueError, match="dimension 'q': no case was scored in both runs"):
-        evaluate_gate([Observation("q", "a", 1.0)], [Observation("q", "b", 1.0)], policies={"q": GatePolicy()})
+        evaluate_gate(
+            [Observation("q", "a", 1.0)], [Observation("q", "b", 1.0)], policies={"q": GatePolicy()}
+        )
