@@ -352,3 +352,34 @@ pipeline_tool_pins = Table(
     Column("hash", String(64), nullable=False),
     Column("pinned_at", Float, nullable=False),
 )
+
+# --- agents (fleetplane.runtime; migration 0006) --------------------------------------------------------
+# Every Agent spec the runtime ran, content-addressed (sha256 of the spec's canonical JSON). `number`
+# orders the history: re-running an older spec (an undo) gives its row the next number, as Kubernetes
+# does with a ReplicaSet's revision, so the highest number is what should run.
+agent_revisions = Table(
+    "agent_revisions",
+    metadata,
+    Column("agent", String(253), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("document", JSON, nullable=False),  # the whole Agent manifest
+    Column("base_dir", String(1024), nullable=True),  # where its relative paths (workdir, rootfs) start
+    Column("cause", String(16), nullable=False),  # apply | undo
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_agent_revisions_number", "agent", "number"),
+)
+
+# Per agent: the applied manifest digest last adopted as a revision. An undo leaves it as it is, so the
+# broken spec still applied is not adopted again until a different one is applied (drift is reported).
+agent_rollouts = Table(
+    "agent_rollouts",
+    metadata,
+    Column("agent", String(253), primary_key=True),
+    Column("manifest_digest", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Online evals and the review queue (migration 0008): defined in their own module, on this metadata.
+from fleetplane.store import evals_online as _evals_online  # noqa: E402, F401
