@@ -92,8 +92,13 @@ class Score:
 
 @runtime_checkable
 class Scorer(Protocol):
-    type: str
-    tier: Tier
+    """A scorer type's instance: `type` is its registered name, `tier` what it costs to run."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def tier(self) -> Tier: ...
 
     async def score(self, sample: Sample) -> Score: ...
 
