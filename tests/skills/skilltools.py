@@ -19,3 +19,22 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1))
+
+
+def write_trust(
+    path: Path, keys: list[tuple[str, str, list[str]]], revoked: tuple[str, ...] | list[str] = ()
+) -> Path:
+    """A trust file: (name, public key line, skill patterns) per key; `revoked` key ids or lines."""
+    lines = ["keys:"]
+    for name, public, skills in keys:
+        lines += [
+            f"  - name: {name}",
+            f'    key: "{public}"',
+            "    skills: [" + ", ".join(f'"{s}"' for s in skills) + "]",
+        ]
+    if revoked:
+        lines.append("revoked:")
+        for key in revoked:
+            lines += [f'  - key: "{key}"', "    reason: laptop stolen"]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -18,19 +18,33 @@ language, `store` for tables and the audit log, `state` for the clock). Models a
 gateway's OpenAI API over HTTP, never its internals. Other wings use the names exported here.
 """
 
+from fleetplane.skills.catalog import SkillCatalog
 from fleetplane.skills.contract import Contract, Effects, RetryPolicy, SkillRef, ToolRule
 from fleetplane.skills.errors import SkillError, SkillInvalid, TransientError
+from fleetplane.skills.evalrun import EvalReport
+from fleetplane.skills.gate import EvalGate, GateDecision, ThresholdGate
 from fleetplane.skills.loaded import LoadedSkill, SkillContext
+from fleetplane.skills.lock import SkillLock
+from fleetplane.skills.registry import SkillRegistry
+from fleetplane.skills.trust import TrustPolicy
 
 __all__ = [
     "Contract",
     "Effects",
+    "EvalGate",
+    "EvalReport",
+    "GateDecision",
     "LoadedSkill",
     "RetryPolicy",
+    "SkillCatalog",
     "SkillContext",
     "SkillError",
     "SkillInvalid",
+    "SkillLock",
     "SkillRef",
+    "SkillRegistry",
+    "ThresholdGate",
     "ToolRule",
     "TransientError",
+    "TrustPolicy",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from fleetplane.skills import prompt
 from fleetplane.skills.contract import Contract, SkillRef
 from fleetplane.skills.errors import SkillError, TransientError
+from fleetplane.skills.evalcases import EvalSuite
 from fleetplane.skills.guardrails import violations
 from fleetplane.skills.pyloader import load_callable, package_for
 from fleetplane.skills.schema import is_object_schema, validate
@@ -41,11 +42,19 @@ class SkillContext:
 
 class LoadedSkill:
     def __init__(
-        self, ref: SkillRef, contract: Contract, entrypoint: Entrypoint, files: Mapping[str, bytes]
+        self,
+        ref: SkillRef,
+        contract: Contract,
+        entrypoint: Entrypoint,
+        files: Mapping[str, bytes],
+        evals: EvalSuite | None = None,
+        signer: str | None = None,
     ) -> None:
         self.ref = ref
         self.contract = contract
         self.entrypoint = entrypoint
+        self.evals = evals or EvalSuite((), 1.0)
+        self.signer = signer  # the trusted key id that signed it, None when unsigned
         self._files = files
         self._package: str | None = None
         self.label = f"skill {ref.name}@{ref.version}"

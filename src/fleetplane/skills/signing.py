@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fleetplane.skills.errors import SkillError
+from fleetplane.skills.folder import SIGNATURE_FILE, list_files, read_folder
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -169,3 +170,28 @@ def check_subjects(envelope: Envelope, files: Mapping[str, bytes], label: str) -
     for path in sorted(subjects):
         if path not in files:
             raise SkillError("tampered", f"{label}: {path} is signed but missing (removed after signing)")
+
+
+def sign_folder(folder: Path, key: Ed25519PrivateKey) -> Path:
+    """Check the folder, then write its envelope (`skill.dsse.json`) over every other file in it."""
+    checked = read_folder(folder)
+    files = {
+        rel: (checked.path / rel).read_bytes() for rel in list_files(checked.path) if rel != SIGNATURE_FILE
+    }
+    target = checked.path / SIGNATURE_FILE
+    target.write_bytes(sign(checked.name, checked.version, files, key))
+    return target
+
+
+def write_keypair(path: Path) -> str:
+    """A new ed25519 key: the private key as PKCS#8 PEM at `path` (owner-only), the public one at
+    `path` + `.pub` as one `ed25519:<base64>` line; the public line is returned."""
+    if path.exists():
+        raise SkillError("invalid", f"{path} already exists: choose another path, or remove it first")
+    key = generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(private_pem(key))
+    public = public_text(key.public_key())
+    path.with_name(path.name + ".pub").write_text(public + "\n")
+    return public
