@@ -1,0 +1,60 @@
+"""Talking to a cluster: a lightkube client from a kubeconfig, and rendered dicts as lightkube objects."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fleetplane.runtime.kubernetes.deps import require
+
+FIELD_MANAGER = "fleetplane"
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be reached or refused a request; the message says which and why."""
+
+
+def connect(kubeconfig: str | Path | None = None, namespace: str | None = None) -> Any:
+    """A lightkube `Client`: from `kubeconfig` when given, else as kubectl finds one (in-cluster,
+    $KUBECONFIG, ~/.kube/config). Server-side applies are made as the 'fleetplane' field manager."""
+    lightkube = require("lightkube")
+    try:
+        if kubeconfig is not None:
+            config = lightkube.KubeConfig.from_file(str(kubeconfig))
+        else:
+            config = lightkube.KubeConfig.from_env()
+        return lightkube.Client(config, namespace=namespace, field_manager=FIELD_MANAGER)
+    except (lightkube.ConfigError, OSError, KeyError, AssertionError) as exc:
+        where = kubeconfig or "the environment ($KUBECONFIG, ~/.kube/config)"
+        raise ClusterError(f"cannot use the kubeconfig from {where}: {exc}") from None
+
+
+@cache
+def _custom_resources() -> None:
+    # KEDA's ScaledObject is not built in: lightkube needs a class for it before it can load the kind.
+    generic = require("lightkube.generic_resource")
+    generic.create_namespaced_resource("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+
+
+def resource_class(api_version: str, kind: str) -> Any:
+    _custom_resources()
+    return require("lightkube.core.resource_registry").resource_registry.load(api_version, kind)
+
+
+def to_resource(obj: dict[str, Any]) -> Any:
+    _custom_resources()
+    return require("lightkube.codecs").from_dict(obj)
+
+
+def api_error() -> type[Exception]:
+    error: type[Exception] = require("lightkube").ApiError
+    return error
+
+
+def describe(exc: Exception) -> str:
+    """An API error as one line: the server's status message, else the exception."""
+    status = getattr(exc, "status", None)
+    message = getattr(status, "message", None)
+    code = getattr(status, "code", None)
+    return f"{code}: {message}" if message else str(exc)
