@@ -1,0 +1,223 @@
+"""Approval gates, guardrails, retries, tool governance, attention, audit — in process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakeskills import effects_log
+from test_engine import run_to_end
+
+from fleetplane.pipelines.approvals import ApprovalError, Approvals
+from fleetplane.pipelines.context import Deps
+from fleetplane.pipelines.control import ControlError, resume
+from fleetplane.pipelines.engine import start_run
+from fleetplane.pipelines.journal import read_output
+from fleetplane.pipelines.reasoning import records
+from fleetplane.pipelines.runs import RunStore
+from fleetplane.pipelines.worker import Worker
+from fleetplane.store.audit import AuditLog
+
+pytestmark = pytest.mark.anyio
+
+GATED = """
+metadata: {name: gated}
+spec:
+  execute:
+    - {id: look, skill: lookup@^1, input: {order_id: "{{ input.order }}"}}
+    - id: pay
+      skill: charge@^1
+      needs: [look]
+      input: {amount: "{{ input.amount }}"}
+      approval: {when: "input.amount > 100", timeout: 1h}
+    - {id: tell, skill: echo@*, needs: [pay], input: {paid: "{{ steps.pay.output.charged }}"}}
+"""
+
+
+async def drain(deps: Deps, run_id: str) -> Any:
+    await Worker(deps, owner="w").drain()
+    return await RunStore(deps.store).get(run_id)
+
+
+async def test_resume_after_approval_runs_no_earlier_step(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(GATED), {"order": "o", "amount": 250})
+    waiting = await drain(deps, run.id)
+    assert waiting.status == "waiting_approval"
+    [gate] = await Approvals(deps.store).query()
+    assert (gate.gate, gate.arguments) == ("pay", {"amount": 250})
+    assert waiting.attention == {"gate": "pay", "approval": gate.id}
+    await Approvals(deps.store).decide(
+        gate.id, approve=True, actor="ana", now=deps.clock.now(), edited={"amount": 200}
+    )
+    done = await drain(deps, run.id)
+    assert done.status == "succeeded", done.error
+    assert [e["skill"] for e in effects_log()] == ["lookup", "charge", "echo"]  # lookup ran once
+    assert effects_log()[1]["amount"] == 200  # the edited arguments ran
+    with pytest.raises(ApprovalError, match=f"approval {gate.id} is already approved"):
+        await Approvals(deps.store).decide(gate.id, approve=False, actor="bo", now=deps.clock.now())
+
+
+async def test_a_rejected_approval_ends_the_run_with_the_reason(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(GATED), {"order": "o", "amount": 250})
+    await drain(deps, run.id)
+    [gate] = await Approvals(deps.store).query()
+    await Approvals(deps.store).decide(
+        gate.id, approve=False, actor="ana", now=deps.clock.now(), reason="too much"
+    )
+    ended = await drain(deps, run.id)
+    assert (ended.status, ended.error) == ("failed", "approval pay rejected by ana: too much")
+    assert [e["skill"] for e in effects_log()] == ["lookup"]
+    kinds = [e.kind for e in await AuditLog(deps.store).entries()]
+    assert kinds == ["run.start", "approval.request", "approval.rejected"]
+
+
+async def test_an_approval_past_its_timeout_rejects(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(GATED), {"order": "o", "amount": 250})
+    await drain(deps, run.id)
+    deps.clock.advance(3601)  # type: ignore[attr-defined]
+    ended = await drain(deps, run.id)
+    assert (ended.status, ended.error) == ("failed", "approval pay timed out")
+
+
+async def test_no_approval_needed_below_the_threshold(deps: Deps, make_plan: Any) -> None:
+    ended = await run_to_end(deps, make_plan(GATED), {"order": "o", "amount": 50})
+    assert ended.status == "succeeded"
+    assert await Approvals(deps.store).query(status=None) == []
+
+
+GUARDED = """
+metadata: {name: guarded}
+spec:
+  execute:
+    - {id: pay, skill: charge@^1, input: {amount: "{{ input.amount }}", note: "{{ input.note }}"}}
+  validate:
+    - {name: no-cards, step: pay, at: before, regex: ['\\b\\d{16}\\b'], onFail: block}
+    - {name: limit, step: pay, assert: "output.charged <= 1000", onFail: human}
+    - {name: shape, schema: {type: object, required: [charged]}}
+"""
+
+
+async def test_a_blocking_guardrail_stops_the_step_before_it_runs(deps: Deps, make_plan: Any) -> None:
+    ended = await run_to_end(deps, make_plan(GUARDED), {"amount": 5, "note": "card 4111111111111111"})
+    assert ended.status == "failed"
+    assert ended.error == "guardrail no-cards blocked pay: regex: the value matches '\\\\b\\\\d{16}\\\\b'"
+    assert effects_log() == []
+    [verdict] = [r.data for r in await records(deps.store, ended.id) if r.kind == "guardrail"]
+    assert verdict["passed"] is False and verdict["onFail"] == "block"
+    assert [e.kind for e in await AuditLog(deps.store).entries()][-2:] == ["guardrail.block", "run.finish"]
+
+
+async def test_a_human_guardrail_pauses_and_approval_accepts_the_output(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(GUARDED), {"amount": 5000, "note": "ok"})
+    assert (await drain(deps, run.id)).status == "waiting_approval"
+    [gate] = await Approvals(deps.store).query()
+    assert gate.kind == "guardrail" and gate.arguments["reasons"] == [
+        "assert: output.charged <= 1000 is false"
+    ]
+    await Approvals(deps.store).decide(gate.id, approve=True, actor="ana", now=deps.clock.now())
+    done = await drain(deps, run.id)
+    assert done.status == "succeeded"
+    assert len(effects_log()) == 1  # the charge was replayed, not repeated
+
+
+async def test_transient_errors_retry_with_backoff_and_others_fail_fast(deps: Deps, make_plan: Any) -> None:
+    flaky = make_plan("""
+    metadata: {name: flaky}
+    spec:
+      execute: [{id: f, skill: flaky@*, input: {fail_times: 2}}]
+    """)
+    ok = await run_to_end(deps, flaky, {})
+    assert ok.status == "succeeded"
+    assert [e["attempt"] for e in effects_log()] == [1, 2, 3]
+    retries = [r.data for r in await records(deps.store, ok.id) if r.kind == "retry"]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    broken = make_plan("""
+    metadata: {name: broken}
+    spec:
+      execute: [{id: b, skill: broken@*}]
+    """)
+    failed = await run_to_end(deps, broken, {})
+    assert (failed.status, failed.error) == ("failed", "step b failed (failed): the order does not exist")
+    assert len([e for e in effects_log() if e["skill"] == "broken"]) == 1
+
+
+async def test_too_many_transient_errors_fail_the_step(deps: Deps, make_plan: Any) -> None:
+    flaky = make_plan("""
+    metadata: {name: flaky}
+    spec:
+      execute: [{id: f, skill: flaky@*, input: {fail_times: 5}}]
+    """)
+    failed = await run_to_end(deps, flaky, {})
+    assert (failed.status, failed.error) == ("failed", "step f failed (transient): attempt 3 failed")
+
+
+TOOLS = """
+metadata: {name: tools}
+spec:
+  policy: {tools: [issue_refund]}
+  execute: [{id: t, skill: tooluser@*, input: {tool: "{{ input.tool }}", args: "{{ input.args }}"}}]
+"""
+
+
+async def test_a_tool_outside_the_allow_list_is_refused_and_audited(deps: Deps, make_plan: Any) -> None:
+    failed = await run_to_end(deps, make_plan(TOOLS), {"tool": "lookup_order", "args": {}})
+    assert failed.status == "failed"
+    assert failed.error == (
+        "step t failed (refused): tool lookup_order refused for step t: "
+        "the pipeline's policy does not allow it"
+    )
+    entries = await AuditLog(deps.store).entries(kind="tool.refused")
+    assert entries[0].details == {
+        "tool": "lookup_order",
+        "step": "t",
+        "why": "the pipeline's policy does not allow it",
+    }
+
+
+async def test_a_tool_call_needing_approval_pauses_the_run(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(TOOLS), {"tool": "issue_refund", "args": {"amount": 500}})
+    paused = await drain(deps, run.id)
+    assert paused.status == "waiting_approval"
+    [gate] = await Approvals(deps.store).query()
+    assert (gate.kind, gate.tool, gate.arguments) == ("tool", "issue_refund", {"amount": 500})
+    await Approvals(deps.store).decide(gate.id, approve=False, actor="ana", now=deps.clock.now(), reason="no")
+    ended = await drain(deps, run.id)
+    assert (ended.status, ended.error) == ("failed", "approval t/tool:issue_refund#1 rejected by ana: no")
+
+
+ONCE = """
+metadata: {name: once}
+spec:
+  execute: [{id: r, skill: refund@*, input: {amount: 10}}]
+"""
+
+
+async def test_an_interrupted_at_most_once_step_waits_for_a_person(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(ONCE), {})
+    runs = RunStore(deps.store)
+    fence = await runs.acquire(run.id, "dead", now=deps.clock.now(), ttl=1)
+    assert fence is not None
+    from fleetplane.pipelines.journal import Journal
+
+    await Journal(deps.store, fence).intent(
+        "r",
+        node="r",
+        kind="step",
+        attempt=1,
+        key="k",
+        skill="refund@1.0.0",
+        input_hash=None,
+        now=deps.clock.now(),
+    )
+    deps.clock.advance(5)  # type: ignore[attr-defined]
+    stuck = await drain(deps, run.id)
+    assert stuck.status == "needs_attention"
+    assert stuck.attention == {"step": "r", "skill": "refund@1.0.0", "reason": "unknown outcome"}
+    assert effects_log() == []
+    with pytest.raises(ControlError, match="give --step r and either --output JSON"):
+        await resume(deps.store, run.id, now=deps.clock.now(), actor="ana")
+    await resume(deps.store, run.id, now=deps.clock.now(), actor="ana", step="r", output={"refunded": 10})
+    done = await drain(deps, run.id)
+    assert done.status == "succeeded"
+    assert await read_output(deps.store, done.output_digest) == {"refunded": 10}
+    assert effects_log() == []  # never executed by the engine: the person said it happened
