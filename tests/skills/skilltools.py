@@ -38,3 +38,18 @@ def write_trust(
             lines += [f'  - key: "{key}"', "    reason: laptop stolen"]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def version_of(parent: Path, name: str, version: str, *, replace: tuple[str, str] | None = None) -> Path:
+    """A copy of fixture `name` as `version` (under parent/<version>/<name>), with one edit in its script."""
+    folder = copy_skill(parent / version, name)
+    old = (folder / "skill.yaml").read_text().split("\n", 1)[0].split('"')[1]
+    edit(folder / "skill.yaml", f'version: "{old}"', f'version: "{version}"')
+    edit(folder / "SKILL.md", f'version: "{old}"', f'version: "{version}"')
+    if replace is not None:
+        script = next((folder / "scripts").glob("*.py"))
+        for path in (folder / "scripts").glob("*.py"):
+            if replace[0] in path.read_text():
+                script = path
+        edit(script, *replace)
+    return folder
