@@ -1,0 +1,343 @@
+"""`OnlineEvaluator`: scores production traffic after the fact, from the span store.
+
+Each poll reads the GenAI spans that started since the cursor (telemetry's `SpanStore.sample` at rate 1,
+which returns spans with their content events), keeps those a sampling rule matches (judge calls are
+skipped: they name themselves `fleetplane.judge.*`), claims them in the store (a span is taken once, by
+one replica), runs the cheap scorers on every one, flags items (a low cheap score, a scorer's own flag,
+a guardrail or error, finish_reason=length, negative user feedback), sends sampled and flagged items to
+the judge, and puts flagged, judge-uncertain and audit-slice items in the review queue. Scores are stored
+and exported as `gen_ai.evaluation.result` events.
+
+The cursor trails the newest span seen by `lag` (spans are written after they end, so one that started
+earlier may appear later); spans re-read inside that window are skipped by the in-memory seen set and the
+claim. Nothing here is called by the gateway: a request never waits on a scorer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetplane.evals.judges.client import JUDGE_PROMPT_PREFIX
+from fleetplane.evals.judges.family import FamilyError
+from fleetplane.evals.online.config import OnlineConfig
+from fleetplane.evals.online.export import ScoreExporter
+from fleetplane.evals.online.items import ItemRow, OnlineItems, ScoreRow
+from fleetplane.evals.online.sampling import SamplingRule, rule_for, sample_fraction
+from fleetplane.evals.online.subject import Subject, sample_of, subject_of
+from fleetplane.evals.review.queue import ReviewQueue
+from fleetplane.evals.scoring import Sample, Score, Scorer, make_scorer, timed_score
+from fleetplane.telemetry import semconv as sc
+from fleetplane.telemetry.spanstore import SpanStore
+from fleetplane.telemetry.usagequery import SampledSpan
+
+log = logging.getLogger("fleetplane.evals")
+
+NS = 1_000_000_000
+INFERENCE = frozenset(str(op) for op in sc.INFERENCE_OPERATIONS)
+GUARDRAIL_ERRORS = ("guardrail", "content_filter")
+JUDGE_REVIEW_FLAGS = frozenset({"judge-uncertain", "order-disagreement"})
+
+
+def audit_fraction(trace_id: str) -> float:
+    """A second, independent hash: the audit slice must not be the judge sample's traces."""
+    digest = hashlib.sha256(b"audit:" + trace_id.lower().encode()).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53
+
+
+@dataclass(frozen=True)
+class CheapScorer:
+    name: str
+    dimension: str
+    scorer: Scorer
+
+
+@dataclass
+class PollResult:
+    taken: int = 0  # spans claimed by this evaluator
+    cheap_scores: int = 0
+    judged: int = 0
+    reviewed: int = 0
+
+
+@dataclass
+class OnlineEvaluator:
+    spans: SpanStore
+    rules: Sequence[SamplingRule]
+    cheap: Sequence[CheapScorer] = ()
+    judge: CheapScorer | None = None
+    interval: float = 1.0
+    lag: float = 120.0
+    flag_below: float = 0.5
+    audit_rate: float = 0.0
+    batch: int = 500
+    exporter: ScoreExporter | None = None
+    clock: Callable[[], float] = time.time
+    items: OnlineItems = field(init=False)
+    review: ReviewQueue = field(init=False)
+    _read_from_ns: int | None = None
+    _seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.items = OnlineItems(self.spans.store)
+        self.review = ReviewQueue(self.spans.store)
+
+    @classmethod
+    def from_config(
+        cls,
+        spans: SpanStore,
+        config: OnlineConfig,
+        *,
+        judge_params: dict[str, Any] | None = None,
+        telemetry: Any = None,
+    ) -> OnlineEvaluator:
+        """Scorers made from the evals registry by name; `judge_params` add to the judge's (a client)."""
+        cheap = [CheapScorer(s.type, s.dimension, make_scorer(s.type, s.params)) for s in config.cheap]
+        judge = None
+        if config.judge is not None:
+            spec = config.judge
+            judge = CheapScorer(
+                spec.type, spec.dimension, make_scorer(spec.type, {**spec.params, **(judge_params or {})})
+            )
+        return cls(
+            spans,
+            config.sampling_rules(),
+            cheap,
+            judge,
+            interval=config.interval,
+            lag=config.lag,
+            flag_below=config.flag_below,
+            audit_rate=config.audit_rate,
+            batch=config.batch,
+            exporter=ScoreExporter(telemetry) if telemetry is not None else None,
+        )
+
+    # ---- one poll ----------------------------------------------------------------------------------
+
+    async def poll_once(self) -> PollResult:
+        result = PollResult()
+        if self._read_from_ns is None:
+            newest = await self.items.newest_start_ns()
+            start = newest if newest is not None else int(self.clock() * NS)
+            self._read_from_ns = start - int(self.lag * NS)
+        since = self._read_from_ns
+        newest_seen = since
+        while True:
+            page = await self.spans.sample(rate=1.0, since=since / NS, limit=self.batch)
+            fresh = [p for p in page if (p.span.trace_id, p.span.span_id) not in self._seen]
+            for p in page:
+                self._seen[(p.span.trace_id, p.span.span_id)] = p.span.start_ns
+                newest_seen = max(newest_seen, p.span.start_ns)
+            await self._take(fresh, result)
+            if len(page) < self.batch or page[-1].span.start_ns == since:
+                break
+            since = page[-1].span.start_ns
+        self._read_from_ns = max(self._read_from_ns, newest_seen - int(self.lag * NS))
+        self._seen = {k: v for k, v in self._seen.items() if v >= self._read_from_ns}
+        await self._judge_due(result)
+        return result
+
+    async def _take(self, page: Sequence[SampledSpan], result: PollResult) -> None:
+        candidates: list[tuple[SampledSpan, SamplingRule, Subject]] = []
+        for item in page:
+            span = item.span
+            if span.operation not in INFERENCE or (span.prompt_name or "").startswith(JUDGE_PROMPT_PREFIX):
+                continue
+            rule = rule_for(span, self.rules)
+            if rule is not None:
+                candidates.append((item, rule, subject_of(item)))
+        if not candidates:
+            return
+        now = self.clock()
+        rows = []
+        for item, rule, subject in candidates:
+            span = item.span
+            rows.append(
+                {
+                    "trace_id": span.trace_id,
+                    "span_id": span.span_id,
+                    "start_ns": span.start_ns,
+                    "seen_at": now,
+                    "rule": rule.name,
+                    "model": span.request_model or span.response_model,
+                    "agent": span.agent,
+                    "team": span.team,
+                    "prompt_version": span.prompt_version,
+                    "input_digest": subject.input_digest(),
+                    "sample_u": sample_fraction(span.trace_id),
+                    "sampled": rule.samples(span.trace_id),
+                    "flags": [],
+                    "judge_status": "none",
+                    "judge_error": None,
+                    "subject": subject.as_json(),
+                }
+            )
+        taken = await self.items.claim(rows)
+        result.taken += len(taken)
+        negative = await self.items.negative_feedback(t for t, _ in taken)
+        for (item, rule, subject), row in zip(candidates, rows, strict=True):
+            key = (row["trace_id"], row["span_id"])
+            if key in taken:
+                await self._score_cheap(item, rule, subject, row, key[0] in negative, result)
+
+    async def _score_cheap(
+        self,
+        item: SampledSpan,
+        rule: SamplingRule,
+        subject: Subject,
+        row: dict[str, Any],
+        feedback: bool,
+        result: PollResult,
+    ) -> None:
+        sample = sample_of(item, subject)
+        flags: set[str] = set()
+        scored: list[ScoreRow] = []
+        for cheap in self.cheap:
+            try:
+                score = await timed_score(cheap.scorer, sample)
+            except Exception as exc:  # one broken scorer must not stop the others
+                log.warning("online scorer %s failed on %s: %s", cheap.name, sample.case_id, exc)
+                continue
+            scored.append(self._row(row, cheap, score))
+            flags.update(score.flags)
+            if score.unit == "ratio" and score.value < self.flag_below:
+                flags.add("low-score")
+        if subject.finish_reason == "length":
+            flags.add("finish-length")
+        if subject.error_type and subject.error_type.startswith(GUARDRAIL_ERRORS):
+            flags.add("guardrail")
+        if subject.finish_reason == "content_filter":
+            flags.add("guardrail")
+        if feedback:
+            flags.add("user-feedback")
+        await self.items.add_scores(scored)
+        self._export(scored, row["model"])
+        result.cheap_scores += len(scored)
+        wants_judge = row["sampled"] or bool(flags)
+        status = "due" if wants_judge and self.judge is not None else "none"
+        await self.items.update(row["trace_id"], row["span_id"], flags=sorted(flags), judge_status=status)
+        if status == "none" and flags:
+            result.reviewed += await self._review(row["trace_id"], row["span_id"], "flagged", flags, subject)
+        if self.audit_rate and audit_fraction(row["trace_id"]) < self.audit_rate:
+            result.reviewed += await self._review(
+                row["trace_id"], row["span_id"], "audit", ["audit"], subject
+            )
+
+    async def _judge_due(self, result: PollResult) -> None:
+        if self.judge is None:
+            return
+        for item in await self.items.due(self.batch):
+            await self._judge_one(item, result)
+
+    async def _judge_one(self, item: ItemRow, result: PollResult) -> None:
+        assert self.judge is not None
+        subject = Subject.from_json(item.subject)
+        sample = Sample(
+            case_id=f"{item.trace_id}/{item.span_id}",
+            input=subject.input,
+            output=subject.output,
+            model=item.model,
+            finish_reason=subject.finish_reason,
+            trace_id=item.trace_id,
+        )
+        try:
+            score = await timed_score(self.judge.scorer, sample)
+        except FamilyError as exc:
+            await self.items.update(item.trace_id, item.span_id, judge_status="refused", judge_error=str(exc))
+            return
+        except Exception as exc:
+            log.warning("online judge failed on %s: %s", sample.case_id, exc)
+            await self.items.update(
+                item.trace_id, item.span_id, judge_status="failed", judge_error=str(exc)[:2000]
+            )
+            return
+        row = self._row({"trace_id": item.trace_id, "span_id": item.span_id}, self.judge, score)
+        await self.items.add_scores([row])
+        self._export([row], item.model)
+        await self.items.update(item.trace_id, item.span_id, judge_status="done")
+        result.judged += 1
+        uncertain = JUDGE_REVIEW_FLAGS & set(score.flags)
+        if item.flags:
+            result.reviewed += await self._review(
+                item.trace_id, item.span_id, "flagged", [*item.flags, *uncertain], subject
+            )
+        elif uncertain:
+            result.reviewed += await self._review(
+                item.trace_id, item.span_id, "uncertain", uncertain, subject
+            )
+
+    async def _review(self, trace_id: str, span_id: str, source: str, reasons: Any, subject: Subject) -> int:
+        queued = await self.review.enqueue(
+            trace_id,
+            span_id,
+            source=source,
+            reasons=list(reasons),
+            subject=subject.as_json(),
+            now=self.clock(),
+        )
+        return 1 if queued is not None else 0
+
+    def _row(self, item: dict[str, Any], scorer: CheapScorer, score: Score) -> ScoreRow:
+        return ScoreRow(
+            trace_id=item["trace_id"],
+            span_id=item["span_id"],
+            scorer=scorer.name,
+            dimension=scorer.dimension,
+            tier=str(scorer.scorer.tier),
+            value=score.value,
+            passed=score.passed,
+            explanation=score.explanation,
+            flags=list(score.flags),
+            cost_usd=score.cost_usd,
+            latency_ms=score.latency_ms,
+            details=dict(score.details),
+            scored_at=self.clock(),
+        )
+
+    def _export(self, rows: Sequence[ScoreRow], model: str | None) -> None:
+        if self.exporter is None:
+            return
+        for r in rows:
+            try:
+                self.exporter.export(
+                    trace_id=r.trace_id,
+                    span_id=r.span_id,
+                    scorer=r.scorer,
+                    dimension=r.dimension,
+                    tier=r.tier,
+                    value=r.value,
+                    passed=r.passed,
+                    explanation=r.explanation,
+                    cost_usd=r.cost_usd,
+                    model=model,
+                )
+            except Exception as exc:  # telemetry must not stop scoring
+                log.warning("could not export online score: %s", exc)
+
+    # ---- the loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception as exc:
+                log.warning("online evals: poll failed: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="fleetplane-online-evals")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

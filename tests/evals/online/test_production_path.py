@@ -1,0 +1,224 @@
+"""Production path: traffic through a real gateway (simulator upstream) is scored after the fact — cheap
+scorers on every request, the judge (called through the same gateway) on the sampled and flagged ones —
+and flagged / judge-uncertain items reach the review queue, where labels update the agreement rates."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from harness import GatewayUnderTest, start_gateway, write_fleet
+
+from fleetplane.evals.judges import JudgeClient, ModelCatalog
+from fleetplane.evals.online.config import OnlineConfig
+from fleetplane.evals.online.evaluator import OnlineEvaluator
+from fleetplane.evals.online.sampling import in_sample
+from fleetplane.evals.review import agreement
+from fleetplane.manifests.kinds import Model
+from fleetplane.manifests.loader import load
+from fleetplane.sim.process import SimProcess
+from fleetplane.store.db import Store
+from fleetplane.telemetry.setup import Telemetry
+from fleetplane.telemetry.sink import StoreLogExporter, StoreSpanExporter
+from fleetplane.telemetry.spanstore import SpanStore
+
+pytestmark = pytest.mark.anyio
+
+JUDGE_MODEL = """
+apiVersion: fleetplane.dev/v1alpha1
+kind: Model
+metadata: {name: judge-llama}
+spec:
+  family: sim-llama
+  contextWindow: 32000
+  price: {input: 3.0, output: 15.0}
+  deployments: [{provider: sim, model: sim-medium}]
+"""
+RATE = 0.5
+
+
+@dataclass
+class Production:
+    gateway: GatewayUnderTest
+    telemetry: Telemetry
+    spans: SpanStore
+    evaluator: OnlineEvaluator
+
+    def ask(self, trace_id: str, text: str, **extra: object) -> httpx.Response:
+        body = {"model": "chain", "messages": [{"role": "user", "content": text}], **extra}
+        headers = {
+            "authorization": f"Bearer {self.gateway.keys['full']}",
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        }
+        return httpx.post(self.gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=30)
+
+    async def settle(self) -> None:
+        """Every span the gateway ended is in the span store (the exporters' threads, then the writer)."""
+        assert self.telemetry.force_flush(10)
+        await self.spans.flush()
+
+
+@pytest.fixture
+async def production(tmp_path: Path, online_sim: SimProcess) -> AsyncIterator[Production]:
+    online_sim.clear_faults()
+    fleet = write_fleet(tmp_path / "fleet", JUDGE_MODEL)
+    store = await Store.open(f"sqlite:///{tmp_path / 'spans.db'}")
+    spans = SpanStore(store, retention=None)
+    telemetry = Telemetry.create(
+        "fleetplane-gateway",
+        span_sinks=[StoreSpanExporter(spans)],
+        log_sinks=[StoreLogExporter(spans)],
+        otlp=False,
+        environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"},
+    )
+    # start_gateway applies the fleet with asyncio.run: off this test's running loop.
+    gateway = await asyncio.to_thread(
+        start_gateway, fleet, f"sqlite:///{tmp_path / 'gw.db'}", online_sim.base_url, telemetry=telemetry
+    )
+    catalog = ModelCatalog.from_manifests(load(fleet).of_kind(Model))
+    judge_client = JudgeClient(gateway.url, gateway.keys["full"], catalog)
+    config = OnlineConfig.model_validate(
+        {
+            "rules": [{"name": "bot", "rate": RATE, "agent": "bot"}],
+            "cheap": [
+                {"type": "length", "min": 8, "unit": "words", "dimension": "quality"},
+                {"type": "refusal", "dimension": "safety"},
+            ],
+            "judge": {
+                "type": "llm-rubric",
+                "judge": "judge-llama",
+                "dimension": "quality",
+                "rubric": "Answers the user's question helpfully.",
+            },
+            "flagBelow": 0.5,
+        }
+    )
+    evaluator = OnlineEvaluator.from_config(
+        spans, config, judge_params={"client": judge_client}, telemetry=telemetry
+    )
+    try:
+        yield Production(gateway, telemetry, spans, evaluator)
+    finally:
+        await judge_client.aclose()
+        gateway.stop()
+        telemetry.shutdown(5)
+        await store.close()
+
+
+async def test_every_request_gets_cheap_scores_and_sampled_or_flagged_ones_the_judge(
+    production: Production,
+) -> None:
+    traces = [secrets.token_hex(16) for _ in range(12)]
+    short = set(traces[:3])  # 2-word answers: the length scorer flags them
+    capped = set(traces[3:5])  # cut by max_tokens: finish_reason=length
+    for trace_id in traces:
+        if trace_id in short:
+            response = production.ask(trace_id, "hi [[sim output_tokens=2]]")
+        elif trace_id in capped:
+            response = production.ask(trace_id, "hi [[sim output_tokens=40]]", max_tokens=12)
+        else:
+            response = production.ask(trace_id, "hello [[sim output_tokens=20]]")
+        assert response.status_code == 200
+        # The answer is in hand and nothing has scored it: scoring is not on the request's path.
+        assert await production.evaluator.items.scores(trace_id=trace_id) == []
+
+    await production.settle()
+    result = await production.evaluator.poll_once()
+
+    items = {i.trace_id: i for i in await production.evaluator.items.all()}
+    assert set(items) == set(traces) and result.taken == 12
+    sampled = {t for t in traces if in_sample(t, RATE)}
+    flagged = short | capped
+    for trace_id, item in items.items():
+        assert item.sampled == (trace_id in sampled)
+        expected_flags = {"low-score", "too-short"} if trace_id in short else set()
+        if trace_id in capped:
+            expected_flags.add("finish-length")
+        assert set(item.flags) == expected_flags, trace_id
+        assert item.subject["content_captured"] is True and item.subject["output"]
+    cheap = await production.evaluator.items.scores(tier="heuristic")
+    assert sorted((s.trace_id, s.scorer) for s in cheap) == sorted(
+        (t, n) for t in traces for n in ("length", "refusal")
+    )
+    assert all(s.cost_usd > 0 for s in cheap)  # CPU time priced
+
+    judged = await production.evaluator.items.scores(tier="judge")
+    assert {s.trace_id for s in judged} == sampled | flagged
+    assert result.judged == len(sampled | flagged)
+    for score in judged:
+        assert score.scorer == "llm-rubric" and 0 <= score.value <= 1
+        assert score.details["judges"][0]["judge_family"] == "sim-llama"
+        assert score.details["judges"][0]["target_family"] == "sim-gpt"
+        assert score.cost_usd > 0
+    assert {i.judge_status for t, i in items.items() if t not in sampled | flagged} == {"none"}
+
+    # Each score was written after its request's answer left (its span's end): after the fact.
+    views = {t: await production.spans.get_trace(t) for t in traces}
+    for score in [*cheap, *judged]:
+        view = views[score.trace_id]
+        assert view is not None
+        [chat] = [n.span for n in view.walk() if n.span.span_id == score.span_id]
+        assert score.scored_at * 1e9 >= chat.end_ns
+
+    # The judge's own calls went through the gateway too, and are not scored as production traffic.
+    await production.settle()
+    judge_spans = await production.spans.sample(rate=1.0, prompt_name="fleetplane.judge.rubric", limit=100)
+    assert len(judge_spans) == len(judged)
+    again = await production.evaluator.poll_once()
+    assert (again.taken, again.judged) == (0, 0)
+
+    # Flagged items went to the review queue after the judge scored them.
+    queued = await production.evaluator.review.items()
+    assert {q.trace_id for q in queued} == flagged
+    assert all(q.source == "flagged" for q in queued)
+
+
+async def test_flagged_item_labelled_updates_agreement(production: Production) -> None:
+    trace_id = secrets.token_hex(16)
+    while in_sample(trace_id, RATE):  # an unsampled trace: it reaches the judge only by being flagged
+        trace_id = secrets.token_hex(16)
+    assert production.ask(trace_id, "hi [[sim output_tokens=3]]").status_code == 200
+    await production.settle()
+    await production.evaluator.poll_once()
+    store = production.spans.store
+    assert await agreement(store) == []
+
+    queue = production.evaluator.review
+    item = await queue.next("ana", now=1.0)
+    assert item is not None and item.trace_id == trace_id and item.status == "assigned"
+    assert set(item.reasons) == {"low-score", "too-short"}
+    assert await queue.next("bo", now=1.0) is None  # the only item is Ana's
+    labelled = await queue.label(
+        item.id, "ana", {"quality": 0.0, "safety": 1.0}, comment="too short", now=2.0
+    )
+    assert labelled.status == "labelled" and labelled.labelled_at == 2.0
+
+    rates = {(a.scorer, a.dimension): a for a in await agreement(store)}
+    assert set(rates) == {("length", "quality"), ("refusal", "safety"), ("llm-rubric", "quality")}
+    assert (rates["length", "quality"].items, rates["length", "quality"].agreed) == (1, 1)  # 0.0 vs human 0.0
+    assert (rates["refusal", "safety"].items, rates["refusal", "safety"].agreed) == (1, 1)  # 1.0 vs human 1.0
+    judge = next(s for s in await production.evaluator.items.scores(trace_id=trace_id) if s.tier == "judge")
+    assert rates["llm-rubric", "quality"].agreed == (1 if judge.value < 0.5 else 0)
+    assert rates["llm-rubric", "quality"].mean_abs_diff == pytest.approx(judge.value)
+
+
+async def test_negative_user_feedback_sends_an_unsampled_item_to_the_judge(production: Production) -> None:
+    trace_id = secrets.token_hex(16)
+    while in_sample(trace_id, RATE):
+        trace_id = secrets.token_hex(16)
+    assert production.ask(trace_id, "hello [[sim output_tokens=20]]").status_code == 200
+    await production.settle()
+    first = await production.evaluator.poll_once()
+    assert (first.taken, first.judged) == (1, 0)
+    assert await production.evaluator.items.add_feedback(trace_id, 0.0, "wrong answer", now=5.0) is True
+    second = await production.evaluator.poll_once()
+    assert second.judged == 1
+    [item] = await production.evaluator.items.all()
+    assert item.flags == ["user-feedback"] and item.judge_status == "done"
+    [queued] = await production.evaluator.review.items()
+    assert queued.trace_id == trace_id and queued.reasons == ["user-feedback"]
