@@ -12,9 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetplane.skills.archive import digest_of, unpack
+from fleetplane.skills.archive import digest_of, pack, unpack
+from fleetplane.skills.contract import SkillRef
 from fleetplane.skills.errors import SkillError, SkillInvalid
 from fleetplane.skills.folder import SkillFolder, read_folder
+from fleetplane.skills.loaded import LoadedSkill
 from fleetplane.skills.trust import TrustPolicy, verify_signature
 
 
@@ -41,3 +43,13 @@ def verify_archive(
         trust.check_digest(digest, name)
     signer = verify_signature(unpacked.files, folder.name, folder.version, name, trust, require_signed)
     return VerifiedArchive(digest, folder, unpacked.files, signer)
+
+
+def load_folder(path: Path, *, trust: TrustPolicy | None = None, require_signed: bool = False) -> LoadedSkill:
+    """A skill straight from its working folder (packed and verified as publishing would), for
+    `fleetplane skill test` and for tests: run it without a registry."""
+    data = pack(read_folder(path).path)
+    checked = verify_archive(data, label=str(path), trust=trust, require_signed=require_signed)
+    folder = checked.folder
+    ref = SkillRef(folder.name, folder.version, checked.digest)
+    return LoadedSkill(ref, folder.contract, folder.entrypoint, checked.files, folder.evals, checked.signer)
