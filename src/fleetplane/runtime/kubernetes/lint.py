@@ -104,7 +104,8 @@ def _selects(
     for deployment in _deployments(index):
         if selector.items() <= _template_labels(deployment).items():
             return
-    yield where, f"{selector} selects the pods of no Deployment in the rendered set"
+    text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    yield where, f"{text} selects the pods of no Deployment in the rendered set"
 
 
 def _deployment(
@@ -171,6 +172,7 @@ def _container(
     if (security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
         yield f"{where}.securityContext.seccompProfile.type", "must be RuntimeDefault"
     yield from _resources(f"{where}.resources", container.get("resources") or {})
+    services: set[str] = set()  # each missing Service once per container, at its first use
     for j, env in enumerate(container.get("env") or []):
         at = f"{where}.env[{j}]"
         ref = (env.get("valueFrom") or {}).get("secretKeyRef")
@@ -180,7 +182,8 @@ def _container(
         if ref is not None:
             yield from _ref(index, "ConfigMap", ref.get("name"), f"{at}.valueFrom.configMapKeyRef.name")
         url = _SERVICE_URL.match(str(env.get("value") or ""))
-        if url is not None:
+        if url is not None and url.group(1) not in services:
+            services.add(url.group(1))
             yield from _ref(index, "Service", url.group(1), f"{at}.value")
 
 
