@@ -1,0 +1,75 @@
+"""What the server composes from the evals wing: the review and feedback API, and — when an online evals
+file is configured (`FLEETPLANE_ONLINE_EVALS`) and telemetry stores spans — the online evaluator, started
+and stopped with the server. Judges call the server's own gateway (or `FLEETPLANE_GATEWAY_URL`) with the
+virtual key in `FLEETPLANE_JUDGE_KEY`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.routing import Route
+
+from fleetplane.evals.judges.client import GATEWAY_ENV, JudgeClient
+from fleetplane.evals.judges.family import ModelCatalog
+from fleetplane.evals.online.config import ENV, OnlineConfig, load_config
+from fleetplane.evals.online.evaluator import OnlineEvaluator
+from fleetplane.evals.review.api import review_routes
+from fleetplane.store.db import Store
+
+log = logging.getLogger("fleetplane.evals")
+
+
+@dataclass
+class EvalsService:
+    store: Store
+    config: OnlineConfig | None = None
+    spans: Any = None  # telemetry's SpanStore, when telemetry is on
+    telemetry: Any = None
+    gateway_url: str = "http://127.0.0.1:8700"
+    environ: Mapping[str, str] | None = None
+    evaluator: OnlineEvaluator | None = None
+    _client: JudgeClient | None = None
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        *,
+        spans: Any = None,
+        telemetry: Any = None,
+        gateway_url: str = "http://127.0.0.1:8700",
+        environ: Mapping[str, str] | None = None,
+    ) -> EvalsService:
+        """Reads the online evals file named by the environment now, so a bad file stops startup
+        (`ConfigError`, one line naming the file and field)."""
+        env = os.environ if environ is None else environ
+        path = env.get(ENV, "").strip()
+        config = load_config(path) if path else None
+        return cls(store, config, spans, telemetry, gateway_url, env)
+
+    def routes(self) -> list[Route]:
+        return review_routes(self.store)
+
+    async def start(self) -> None:
+        if self.config is None:
+            return
+        if self.spans is None:
+            log.warning("online evals are configured but telemetry is off: nothing to score")
+            return
+        env = os.environ if self.environ is None else self.environ
+        catalog = await ModelCatalog.from_store(self.store)
+        self._client = JudgeClient.from_env(catalog, {GATEWAY_ENV: self.gateway_url, **env})
+        self.evaluator = OnlineEvaluator.from_config(
+            self.spans, self.config, judge_params={"client": self._client}, telemetry=self.telemetry
+        )
+        await self.evaluator.start()
+
+    async def stop(self) -> None:
+        if self.evaluator is not None:
+            await self.evaluator.stop()
+        if self._client is not None:
+            await self._client.aclose()
