@@ -383,3 +383,6 @@ agent_rollouts = Table(
 
 # Online evals and the review queue (migration 0008): defined in their own module, on this metadata.
 from fleetplane.store import evals_online as _evals_online  # noqa: E402, F401
+
+# Offline eval runs, their outputs and scores (migration 0007): in their own module, on this metadata.
+from fleetplane.store import evals_runs as _evals_runs  # noqa: E402, F401
