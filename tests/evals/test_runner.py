@@ -116,7 +116,7 @@ def test_a_run_stores_every_case_epoch_and_dimension(tmp_path: Path, sqlite_url:
             )
             [verdict] = report.dimensions
             assert verdict.method == "paired-bootstrap"  # 2 epochs: per-case pass rates are averaged
-            assert verdict.delta == pytest.approx(-13 / 40)
+            assert verdict.delta == pytest.approx(-14 / 40)  # c0, c3 ... c39 are now wrong
             assert report.decision == "block"
         finally:
             await store.close()
