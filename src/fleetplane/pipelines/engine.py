@@ -39,8 +39,10 @@ async def start_run(
     trigger: str = "manual",
     dedupe_key: str | None = None,
     traceparent: str | None = None,
+    lock_file: Any = None,
 ) -> tuple[RunRecord, bool]:
-    """A new pending run with its plan and skill lock pinned, or the run that already has `dedupe_key`."""
+    """A new pending run with its plan and skill lock pinned, or the run that already has `dedupe_key`.
+    `lock_file` (a skills lock) pins exact versions; skills it does not name resolve to what serves now."""
     runs = RunStore(deps.store)
     existing = await runs.find_duplicate(plan.pipeline, dedupe_key)
     if existing is not None:
@@ -57,7 +59,9 @@ async def start_run(
         match = SKILL_REF.match(reference)
         assert match is not None  # the kind checked every reference
         try:
-            ref = await catalog.resolve(match["name"], match["constraint"] or "*", run_id=run_id)
+            ref = await catalog.resolve(
+                match["name"], match["constraint"] or "*", run_id=run_id, lock=lock_file
+            )
         except Exception as exc:
             raise StartError(f"pipeline {plan.pipeline}: skill {reference}: {exc}") from exc
         lock[reference] = {"name": ref.name, "version": ref.version, "digest": ref.digest}

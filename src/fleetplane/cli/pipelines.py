@@ -1,0 +1,344 @@
+"""`fleetplane run`, `fleetplane runs`, `fleetplane approvals`, `fleetplane audit`: pipelines from the
+command line. `run` starts a run and (unless --no-wait) works it in this process until it finishes or
+stops at an approval gate; a server (`fleetplane up`) works pending runs too, and leases keep the two
+from ever running the same step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
+from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.pipelines.approvals import ApprovalError, ApprovalRecord, Approvals
+from fleetplane.pipelines.control import ControlError, RunView, cancel, resume, show
+from fleetplane.pipelines.engine import start_run
+from fleetplane.pipelines.outcomes import StartError
+from fleetplane.pipelines.runs import RunRecord, RunStore
+from fleetplane.pipelines.runtime import find_plan, make_deps
+from fleetplane.pipelines.sources import PipelineNotFound
+from fleetplane.pipelines.worker import Worker
+from fleetplane.store.audit import AuditLog
+from fleetplane.store.db import Store
+
+runs_app = typer.Typer(name="runs", help="Pipeline runs: list, show, resume, cancel.", no_args_is_help=True)
+approvals_app = typer.Typer(
+    name="approvals", help="Approval gates: list, approve (optionally edited), reject.", no_args_is_help=True
+)
+audit_app = typer.Typer(name="audit", help="The hash-chained audit log.", no_args_is_help=True)
+
+Wait = Annotated[bool, typer.Option("--no-wait", help="Only queue it; a server's worker runs it.")]
+Actor = Annotated[
+    str, typer.Option("--actor", envvar="USER", help="Who decides (recorded in the audit log).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_pipeline)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(approvals_app, name="approvals")
+    app.add_typer(audit_app, name="audit")
+
+
+def parse_json(option: str, text: str) -> Any:
+    """A JSON value from an option: inline, or `@path` to read it from a file."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            fail(f"{option}: cannot read {path}: {exc.strerror}")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        fail(f'{option}: not valid JSON ({exc}); expected e.g. \'{{"order_id": "A-1"}}\' or @file.json')
+
+
+def run_pipeline(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's name.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="The run's input: JSON, or @file.json.")] = "{}",
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Read pipelines from this directory (default: applied)."),
+    ] = None,
+    dedupe: Annotated[str | None, typer.Option("--dedupe-key", help="Start at most one run per key.")] = None,
+    no_wait: Wait = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Start a run of PIPELINE with --input; work it here until it ends or waits for an approval."""
+    payload = parse_json("--input", input)
+
+    async def work(store: Store) -> RunRecord:
+        deps = _deps(store)
+        try:
+            plan = await find_plan(store, pipeline, file)
+            run, created = await start_run(deps, plan, payload, trigger="manual", dedupe_key=dedupe)
+        except (PipelineNotFound, StartError) as exc:
+            fail(str(exc))
+        except ManifestErrors as exc:
+            fail(str(exc).splitlines()[0] + (" (and more)" if len(exc.errors) > 1 else ""))
+        if not created:
+            console.print(f"run {run.id} already exists for dedupe key {dedupe}")
+        elif not no_wait:
+            await _work(deps, run.id)
+        found = await RunStore(store).get(run.id)
+        assert found is not None
+        return found
+
+    ended = with_store(database_url, work)
+    _summary(ended)
+
+
+def _deps(store: Store) -> Any:
+    try:
+        return make_deps(store)
+    except RuntimeError as exc:
+        fail(str(exc), code=FAILED)
+
+
+async def _work(deps: Any, run_id: str) -> None:
+    worker = Worker(deps)
+    try:
+        while (result := await worker.turn(run_id)) is not None and result.status in ("pending", "running"):
+            pass
+    finally:
+        await deps.http.aclose()
+
+
+def _summary(run: RunRecord) -> None:
+    console.print(f"run {run.id} ({run.pipeline}): {run.status}")
+    if run.status == "waiting_approval" and run.attention:
+        gate = run.attention.get("approval")
+        console.print(f"waiting for approval {gate}: fleetplane approvals approve {gate}  (or reject)")
+    if run.error:
+        console.print(f"error: {run.error}", markup=False)
+    if run.status in ("failed", "needs_attention", "cancelled"):
+        raise typer.Exit(FAILED)
+
+
+@runs_app.command("list")
+def list_runs(
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline's runs.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs in this status.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    database_url: DatabaseURL = None,
+) -> None:
+    """The newest runs first."""
+
+    async def work(store: Store) -> list[RunRecord]:
+        return await RunStore(store).query(
+            pipeline=pipeline, status=[status] if status else None, limit=limit
+        )
+
+    table = Table("run", "pipeline", "status", "trigger", "started", "trace", "error")
+    for run in with_store(database_url, work):
+        table.add_row(
+            run.id,
+            run.pipeline,
+            run.status,
+            run.trigger,
+            format_time(run.created_at),
+            run.trace_id or "-",
+            (run.error or "")[:60],
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole record as JSON.")] = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """A run: what it pinned, each step's journal entry, its reasoning trace, its approvals, its output."""
+
+    async def work(store: Store) -> RunView:
+        try:
+            return await show(store, run_id)
+        except ControlError as exc:
+            fail(str(exc))
+
+    view = with_store(database_url, work)
+    run = view.run
+    if as_json:
+        body = {
+            "run": run.__dict__,
+            "steps": view.steps,
+            "approvals": view.approvals,
+            "output": view.output,
+            "reasoning": [r.__dict__ for r in view.reasoning],
+        }
+        console.print_json(orjson.dumps(body, default=str).decode())
+        return
+    console.print(f"run {run.id}  pipeline {run.pipeline}  status {run.status}  trigger {run.trigger}")
+    console.print(f"plan {run.plan_digest}  trace {run.trace_id or '-'}")
+    console.print(
+        "skills: " + ", ".join(f"{k} -> {v['version']} ({v['digest'][:19]})" for k, v in run.lock.items())
+    )
+    if run.error:
+        console.print(f"error: {run.error}", markup=False)
+    steps = Table("step", "kind", "state", "attempt", "skill", "output", title="journal")
+    for step in view.steps:
+        steps.add_row(
+            step["step_key"],
+            step["kind"],
+            step["state"],
+            str(step["attempt"]),
+            step["skill"] or "-",
+            (step["output_digest"] or step["error"] or "-")[:48],
+        )
+    console.print(steps)
+    reasoning = Table("kind", "step", "record", title="reasoning")
+    for record in view.reasoning:
+        reasoning.add_row(
+            record.kind, record.step_key or "-", orjson.dumps(record.data, default=str).decode()[:160]
+        )
+    console.print(reasoning)
+    for gate in view.approvals:
+        console.print(
+            f"approval {gate['id']} at {gate['gate']}: {gate['status']}"
+            + (f" by {gate['decided_by']}" if gate["decided_by"] else ""),
+            markup=False,
+        )
+    if view.output is not None:
+        console.print("output: " + orjson.dumps(view.output).decode(), markup=False)
+
+
+@runs_app.command("resume")
+def resume_run(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    step: Annotated[str | None, typer.Option("--step", help="The step a person decides about.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", help="It happened: its output (JSON or @file).")
+    ] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="It did not happen: run it.")] = False,
+    actor: Actor = "cli",
+    no_wait: Wait = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Resume a stopped run from its journal: nothing committed runs again."""
+    value = parse_json("--output", output) if output is not None else None
+
+    async def work(store: Store) -> RunRecord:
+        found = await RunStore(store).get(run_id)
+        try:
+            if found is None or found.status != "pending":
+                await resume(store, run_id, now=now(), actor=actor, step=step, output=value, rerun=rerun)
+        except ControlError as exc:
+            fail(str(exc))
+        if not no_wait:
+            await _work(_deps(store), run_id)
+        ended = await RunStore(store).get(run_id)
+        assert ended is not None
+        return ended
+
+    _summary(with_store(database_url, work))
+
+
+@runs_app.command("cancel")
+def cancel_run(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    actor: Actor = "cli",
+    database_url: DatabaseURL = None,
+) -> None:
+    """Cancel a run that has not finished; a worker running it stops at its next write."""
+
+    async def work(store: Store) -> RunRecord:
+        try:
+            return await cancel(store, run_id, now=now(), actor=actor, reason=reason)
+        except ControlError as exc:
+            fail(str(exc))
+
+    run = with_store(database_url, work)
+    console.print(f"run {run.id}: {run.status} ({run.error})", markup=False)
+
+
+@approvals_app.command("list")
+def list_approvals(
+    all_: Annotated[bool, typer.Option("--all", help="Decided ones too.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run")] = None,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Pending approvals (oldest first), with the arguments each would run with."""
+
+    async def work(store: Store) -> list[ApprovalRecord]:
+        return await Approvals(store).query(status=None if all_ else ("pending",), run_id=run_id)
+
+    table = Table("approval", "run", "pipeline", "gate", "kind", "status", "arguments", "expires")
+    for gate in with_store(database_url, work):
+        table.add_row(
+            gate.id,
+            gate.run_id,
+            gate.pipeline,
+            gate.gate,
+            gate.kind,
+            gate.status,
+            orjson.dumps(gate.arguments).decode()[:80],
+            format_time(gate.expires_at),
+        )
+    console.print(table)
+
+
+def _decide(
+    approval_id: str, approve: bool, actor: str, reason: str | None, edited: Any, url: str | None
+) -> None:
+    async def work(store: Store) -> ApprovalRecord:
+        try:
+            return await Approvals(store).decide(
+                approval_id, approve=approve, actor=actor, now=now(), reason=reason, edited=edited
+            )
+        except ApprovalError as exc:
+            fail(str(exc))
+
+    gate = with_store(url, work)
+    console.print(f"approval {gate.id}: {gate.status} by {gate.decided_by}", markup=False)
+    if gate.status == "approved":
+        console.print(
+            f"run {gate.run_id} resumes: `fleetplane runs resume {gate.run_id}` or a server's worker"
+        )
+
+
+@approvals_app.command("approve")
+def approve(
+    approval_id: Annotated[str, typer.Argument(help="The approval's id (fleetplane approvals list).")],
+    edit: Annotated[
+        str | None, typer.Option("--edit", help="Approve these arguments instead (JSON or @file).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    actor: Actor = "cli",
+    database_url: DatabaseURL = None,
+) -> None:
+    """Approve a gate; the run resumes with the (possibly edited) arguments, bound by their hash."""
+    edited = parse_json("--edit", edit) if edit is not None else None
+    _decide(approval_id, True, actor, reason, edited, database_url)
+
+
+@approvals_app.command("reject")
+def reject(
+    approval_id: Annotated[str, typer.Argument(help="The approval's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run and in the audit log.")],
+    actor: Actor = "cli",
+    database_url: DatabaseURL = None,
+) -> None:
+    """Reject a gate; the run ends as failed with the reason."""
+    _decide(approval_id, False, actor, reason, None, database_url)
+
+
+@audit_app.command("verify")
+def verify(database_url: DatabaseURL = None) -> None:
+    """Check the audit log's hash chain; any edited or removed entry is named (exit 1)."""
+
+    async def work(store: Store) -> Any:
+        return await AuditLog(store).verify()
+
+    result = with_store(database_url, work)
+    if not result.ok:
+        console.print(f"audit log: NOT intact after {result.entries} entries: {result.problem}", markup=False)
+        raise typer.Exit(FAILED)
+    console.print(f"audit log: intact ({result.entries} entries)")
