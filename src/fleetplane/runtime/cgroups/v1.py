@@ -1,0 +1,126 @@
+"""cgroup v1: one directory per controller hierarchy (memory, cpu, pids), mounted side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from fleetplane.runtime.cgroups import (
+    CPU_PERIOD_US,
+    PARENT,
+    Cgroup,
+    CgroupError,
+    Limits,
+    read_int,
+    write_checked,
+)
+
+CONTROLLERS = ("memory", "cpu", "pids")
+
+
+class GroupV1:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self._dirs = {c: root / c / PARENT / name for c in CONTROLLERS}
+
+    @property
+    def procs_files(self) -> tuple[Path, ...]:
+        return tuple(d / "cgroup.procs" for d in self._dirs.values())
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for path in self.procs_files:
+            with contextlib.suppress(FileNotFoundError):
+                found.update(int(p) for p in path.read_text().split())
+        return found
+
+    def oom_kills(self) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            for line in (self._dirs["memory"] / "memory.oom_control").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return 0
+
+    def nr_throttled(self) -> int:
+        return _stat(self._dirs["cpu"] / "cpu.stat", "nr_throttled")
+
+    def memory_current(self) -> int:
+        return read_int(self._dirs["memory"] / "memory.usage_in_bytes")
+
+    def kill(self) -> None:
+        _kill_all(self)
+
+    def remove(self) -> None:
+        for d in self._dirs.values():
+            with contextlib.suppress(FileNotFoundError):
+                _rmdir_retry(d)
+
+
+class CgroupV1:
+    version = 1
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def controllers(self) -> list[str]:
+        return [c for c in ("memory", "cpu", "cpuacct", "pids", "devices") if (self.root / c).is_dir()]
+
+    def create(self, name: str, limits: Limits) -> GroupV1:
+        group = GroupV1(self.root, name)
+        for controller, d in group._dirs.items():
+            try:
+                d.mkdir(parents=True, exist_ok=False)
+            except FileExistsError as exc:
+                raise CgroupError(f"cgroup {d} exists already: a fresh cgroup per start") from exc
+            except OSError as exc:
+                raise CgroupError(f"cannot create {controller} cgroup {d}: {exc.strerror}") from exc
+        mem, cpu, pids = group._dirs["memory"], group._dirs["cpu"], group._dirs["pids"]
+        write_checked(mem / "memory.limit_in_bytes", str(_page_round(limits.memory_bytes)))
+        if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no escape into swap
+            write_checked(mem / "memory.memsw.limit_in_bytes", str(_page_round(limits.memory_bytes)))
+        write_checked(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        write_checked(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota_us))
+        write_checked(pids / "pids.max", str(limits.pids))
+        return group
+
+
+def _page_round(n: int) -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    return (n + page - 1) // page * page
+
+
+def _stat(path: Path, key: str) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    return 0
+
+
+def _kill_all(group: Cgroup) -> None:
+    """SIGKILL until empty: a process may fork between reading cgroup.procs and the kill."""
+    pids_of = group.pids
+    for _ in range(50):
+        pids = pids_of()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _rmdir_retry(d: Path) -> None:
+    # a killed process leaves its cgroup a moment after it is reaped
+    for _ in range(100):
+        try:
+            d.rmdir()
+            return
+        except OSError:
+            time.sleep(0.02)
+    d.rmdir()

@@ -1,0 +1,58 @@
+"""Probes: startup, readiness and liveness checks, http (through the replica's endpoint) or exec
+(inside the sandbox, through the forwarder), with Kubernetes' thresholds.
+
+`ProbeCounter` is the threshold logic alone (consecutive successes/failures → pass/fail), so it is
+tested without processes; `check` runs one probe once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from fleetplane.runtime import bridge
+from fleetplane.runtime.replica import ExecCheck, HttpCheck, ProbeSpec
+
+Verdict = Literal["pass", "fail"]
+
+
+class ProbeCounter:
+    """Consecutive results → a verdict once `success_threshold` passes or `failure_threshold` fails."""
+
+    def __init__(self, spec: ProbeSpec) -> None:
+        self.spec = spec
+        self.successes = 0
+        self.failures = 0
+        self.last_detail = ""
+
+    def record(self, ok: bool, detail: str = "") -> Verdict | None:
+        self.last_detail = detail
+        if ok:
+            self.successes, self.failures = self.successes + 1, 0
+            return "pass" if self.successes >= self.spec.success_threshold else None
+        self.successes, self.failures = 0, self.failures + 1
+        return "fail" if self.failures >= self.spec.failure_threshold else None
+
+
+async def check(spec: ProbeSpec, *, endpoint: Path, control: Path, agent_port: int) -> tuple[bool, str]:
+    """Run the probe once: (passed, what was seen)."""
+    probe = spec.check
+    if isinstance(probe, HttpCheck):
+        if probe.port not in (None, agent_port):
+            return False, f"http probes reach the agent's port {agent_port} only, not {probe.port}"
+        transport = httpx.AsyncHTTPTransport(uds=str(endpoint))
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=spec.timeout) as client:
+                response = await client.get(f"http://agent{probe.path}")
+        except httpx.HTTPError as exc:
+            return False, f"GET {probe.path}: {type(exc).__name__}"
+        ok = 200 <= response.status_code < 400
+        return ok, f"GET {probe.path}: {response.status_code}"
+    assert isinstance(probe, ExecCheck)
+    try:
+        code, output = await bridge.exec_in(control, probe.argv, spec.timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        return False, f"exec {probe.argv[0]}: {exc}"
+    return code == 0, f"exec {probe.argv[0]}: exit {code}: {output.strip()[-200:]}"
