@@ -21,6 +21,7 @@ from fleetplane.runtime.kubernetes.cluster import (
     api_error,
     describe,
     resource_class,
+    status_code,
     to_resource,
 )
 from fleetplane.runtime.kubernetes.history import record
@@ -117,7 +118,7 @@ def apply_rendered(
                 report.skipped[name] = secrets.missing.get(name, "no values")
                 continue
             obj = {**obj, "stringData": dict(secrets.values[name])}
-        _apply(client, obj)
+        apply_object(client, obj)
         report.applied.append(ref(obj))
     for agent, revision in sorted(rendered.revisions.items()):
         if record(client, agent, namespace, revision, rendered.of_agent(agent), limit=history_limit):
@@ -128,7 +129,7 @@ def apply_rendered(
     return report
 
 
-def _apply(client: Any, obj: dict[str, Any]) -> None:
+def apply_object(client: Any, obj: dict[str, Any]) -> None:
     try:
         client.apply(to_resource(obj), force=True)
     except api_error() as exc:
@@ -145,7 +146,7 @@ def managed_objects(
         try:
             items = list(client.list(resource_class(api_version, kind), namespace=namespace, labels=selector))
         except api_error() as exc:
-            if getattr(getattr(exc, "status", None), "code", None) == 404:
+            if status_code(exc) == 404:
                 continue  # the kind is not served here (KEDA not installed)
             raise
         for item in items:

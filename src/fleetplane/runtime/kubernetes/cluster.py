@@ -48,13 +48,25 @@ def to_resource(obj: dict[str, Any]) -> Any:
 
 
 def api_error() -> type[Exception]:
-    error: type[Exception] = require("lightkube").ApiError
+    """What a refused request raises. lightkube makes an `ApiError` only of a response typed exactly
+    `application/json`; any other (a proxy's, `...; charset=utf-8`) stays the HTTP client's status
+    error, which `ApiError` derives from: catch that."""
+    error: type[Exception] = require("lightkube.core.generic_client").httpx.HTTPStatusError
     return error
 
 
+def status_code(exc: Exception) -> int | None:
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
 def describe(exc: Exception) -> str:
-    """An API error as one line: the server's status message, else the exception."""
-    status = getattr(exc, "status", None)
-    message = getattr(status, "message", None)
-    code = getattr(status, "code", None)
-    return f"{code}: {message}" if message else str(exc)
+    """An API error as one line: the code and the server's Status message."""
+    message = getattr(getattr(exc, "status", None), "message", None)
+    if message is None:
+        try:
+            message = getattr(exc, "response").json().get("message")  # noqa: B009
+        except (AttributeError, ValueError):
+            message = None
+    return f"{status_code(exc)}: {message or exc}"

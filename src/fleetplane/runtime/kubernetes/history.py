@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fleetplane.runtime.kubernetes.cluster import api_error, resource_class, to_resource
+from fleetplane.runtime.kubernetes.cluster import api_error, resource_class, status_code, to_resource
 from fleetplane.runtime.kubernetes.labels import (
     AGENT_LABEL,
     MANAGED_BY,
@@ -35,7 +35,7 @@ def read_history(client: Any, agent: str, namespace: str) -> list[Entry]:
     try:
         found = client.get(config_map, history_name(agent), namespace=namespace)
     except api_error() as exc:
-        if getattr(getattr(exc, "status", None), "code", None) == 404:
+        if status_code(exc) == 404:
             return []
         raise
     raw = json.loads((found.data or {}).get(KEY, "[]"))

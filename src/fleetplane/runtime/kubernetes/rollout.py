@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetplane.runtime.kubernetes.apply import _apply, prune_objects
+from fleetplane.runtime.kubernetes.apply import apply_object, managed_objects, prune_objects
 from fleetplane.runtime.kubernetes.cluster import connect
 from fleetplane.runtime.kubernetes.history import Entry, read_history, record
 from fleetplane.runtime.kubernetes.render import ref
@@ -52,7 +52,7 @@ def undo(
         target = matches[-1]
     result = UndoResult(agent, current.revision, target.revision)
     for obj in target.objects:
-        _apply(client, obj)
+        apply_object(client, obj)
         result.applied.append(ref(obj))
     # Secrets are not part of a revision: keep them whatever the target lists.
     keep = {(o["kind"], o["metadata"]["name"]) for o in target.objects}
@@ -63,8 +63,6 @@ def undo(
 
 
 def _secrets(client: Any, agent: str, namespace: str) -> list[tuple[str, str]]:
-    from fleetplane.runtime.kubernetes.apply import managed_objects
-
     return [(k, n) for k, n, _ in managed_objects(client, namespace, agent=agent) if k == "Secret"]
 
 
