@@ -1,0 +1,390 @@
+"""`fleetplane eval`: run a suite against a target, compare two runs, gate a deploy on them, and show a
+suite's history. Other modules add commands to `eval_app` (pareto, ab).
+
+Targets: `model:NAME` (a model group, through the gateway's chat API at --server), `agent:NAME`
+(`POST /agents/NAME/invoke` at --server); `skill:NAME@VERSION` and `pipeline:NAME` run through a function
+the composing code registers in `TARGET_RUNNERS` (kind -> factory(name) -> async run(input)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fleetplane.cli.admin_client import DEFAULT_SERVER
+from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, with_store
+from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
+from fleetplane.evals.results import Run, RunNotFound, RunRepository
+from fleetplane.evals.runner import run_suite
+from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
+from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target, TargetFunction
+from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.manifests.model import Model
+from fleetplane.store.db import Store
+
+eval_app = typer.Typer(name="eval", help="Eval suites: run, compare, gate, history.", no_args_is_help=True)
+
+# kind ("skill", "pipeline") -> factory(target name) -> async run(input) -> output. Filled by the top floor.
+TARGET_RUNNERS: dict[str, Callable[[str], TargetFunction]] = {}
+
+Fleet = Annotated[
+    Path,
+    typer.Option(
+        "--fleet",
+        "-f",
+        envvar="FLEETPLANE_FLEET",
+        show_envvar=True,
+        help="The manifest directory holding the suite.",
+    ),
+]
+Server = Annotated[
+    str,
+    typer.Option(
+        "--server", envvar="FLEETPLANE_URL", show_envvar=True, help="The fleetplane server (gateway) to call."
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="FLEETPLANE_API_KEY", show_envvar=True, help="A virtual key for the gateway."
+    ),
+]
+Output = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
+
+
+def _load(suite: str, fleet: Path) -> LoadedSuite:
+    try:
+        if suite.endswith((".yaml", ".yml")) and Path(suite).is_file():
+            return load_suite(suite)
+        return load_suite(fleet, suite)
+    except SuiteNotFound as exc:
+        fail(str(exc))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except ManifestErrors as exc:
+        for error in exc.errors:
+            console.print(str(error), markup=False, soft_wrap=True)
+        fail(str(exc))
+
+
+def _price(suite: LoadedSuite, model: str) -> Price | None:
+    manifest = suite.state.get(Model, model)
+    if manifest is None:
+        return None
+    price = manifest.spec.price or manifest.spec.deployments[0].price
+    return Price(price.input, price.output) if price else None
+
+
+def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient) -> Target:
+    spec = suite.manifest.spec.target
+    if override:
+        kind, _, name = override.partition(":") if ":" in override else ("model", "", override)
+    else:
+        kind, name = spec.kind, spec.name
+    if kind == "model":
+        return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, _price(suite, name))
+    if kind == "agent":
+        return AgentTarget(client, name)
+    if kind in ("skill", "pipeline"):
+        factory = TARGET_RUNNERS.get(kind)
+        if factory is None:
+            fail(
+                f"cannot run {kind} targets: no {kind} runner is registered; "
+                "use --target model:NAME or agent:NAME"
+            )
+        return CallableTarget(f"{kind}:{name}", factory(name))
+    fail(
+        f"--target {override!r}: unknown kind {kind!r}; "
+        "expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME"
+    )
+
+
+@eval_app.command("run")
+def run_command(
+    suite: Annotated[str, typer.Argument(help="The suite's name in --fleet, or a suite file.")],
+    fleet: Fleet = Path("."),
+    target: Annotated[
+        str | None, typer.Option(help="Instead of the suite's target: model:NAME, agent:NAME ...")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Runs per case (default: the suite's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The bootstrap seed of the summary's intervals.")] = 0,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Cases in flight.")] = None,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    output: Output = "table",
+    database_url: DatabaseURL = None,
+) -> None:
+    """Run a suite against its target (or --target) and store every score; print the summary."""
+    if output not in ("table", "json"):
+        fail(f"unknown output {output!r}; expected table or json")
+    loaded = _load(suite, fleet)
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+
+    async def work(store: Store) -> Run:
+        async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
+            chosen = _target(loaded, target, client)
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console, transient=True, disable=output == "json") as bar:
+                task = bar.add_task(
+                    f"{loaded.name} -> {chosen.name}",
+                    total=len(loaded.cases) * (epochs or loaded.manifest.spec.epochs),
+                )
+                return await run_suite(
+                    loaded,
+                    chosen,
+                    RunRepository(store),
+                    epochs=epochs,
+                    seed=seed,
+                    concurrency=concurrency,
+                    progress=lambda done, _total: bar.update(task, completed=done),
+                    options={"gates": _gates(loaded)},
+                )
+
+    finished = with_store(database_url, work)
+    if output == "json":
+        console.print_json(json.dumps(_run_json(finished)))
+        return
+    _print_summary(finished)
+
+
+def _gates(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
+    return {
+        d.name: {"margin": d.spec.gate.margin, "goal": d.spec.goal}
+        for d in suite.dimensions
+        if d.spec.gate is not None
+    }
+
+
+def _run_json(r: Run) -> dict[str, Any]:
+    return {k: v for k, v in vars(r).items()}
+
+
+def _ci(values: list[float] | None, fmt: str = "{:.3f}") -> str:
+    return "-" if not values else f"[{fmt.format(values[0])}, {fmt.format(values[1])}]"
+
+
+def _print_summary(r: Run) -> None:
+    summary = r.summary or {}
+    table = Table(title=f"{r.suite} -> {r.target}  run {r.id[:12]}  ({r.cases} cases x {r.epochs} epochs)")
+    for column in ("dimension", "mean", "95% CI", "pass rate", "95% CI"):
+        table.add_column(column, justify="left" if column == "dimension" else "right")
+    for name, d in summary.get("dimensions", {}).items():
+        raw = d.get("unit") == "raw"
+        fmt = "{:.4g}" if raw else "{:.3f}"
+        mean = "-" if "mean" not in d else fmt.format(d["mean"])
+        rate = "-" if "pass_rate" not in d else f"{d['pass_rate']:.1%}"
+        table.add_row(
+            name + (f" ({d['goal']})" if raw else ""),
+            mean,
+            _ci(d.get("mean_ci"), fmt),
+            rate,
+            _ci(d.get("pass_ci")),
+        )
+    console.print(table)
+    target = summary.get("target", {})
+    score = summary.get("score")
+    cost = target.get("cost_usd")
+    p50, p95 = target.get("latency_ms_p50"), target.get("latency_ms_p95")
+    console.print(
+        f"score {'-' if score is None else f'{score:.3f}'}  |  target cost "
+        f"{'-' if cost is None else f'${cost:.6f}'}  |  latency p50 {'-' if p50 is None else f'{p50:.0f} ms'}"
+        f" p95 {'-' if p95 is None else f'{p95:.0f} ms'}  |  tokens {target.get('input_tokens', 0)} in / "
+        f"{target.get('output_tokens', 0)} out  |  errors {target.get('errors', 0)}",
+        markup=False,
+    )
+    for tier, cost_row in summary.get("scoring", {}).items():
+        console.print(
+            f"scoring {tier}: {cost_row['items']} items, ${cost_row['cost_usd_per_item']:.2e}/item, "
+            f"{cost_row['latency_ms_per_item']:.3f} ms/item",
+            markup=False,
+        )
+
+
+async def _two_runs(store: Store, a: str, b: str) -> tuple[RunRepository, Run, Run]:
+    repo = RunRepository(store)
+    try:
+        first, second = await repo.get(a), await repo.get(b)
+    except RunNotFound as exc:
+        fail(str(exc))
+    if first.suite != second.suite:
+        fail(
+            f"run {first.id[:12]} is of suite {first.suite!r} and run {second.id[:12]} of "
+            f"{second.suite!r}; compare runs of one suite"
+        )
+    return repo, first, second
+
+
+def _policies(candidate: Run, margin: float | None) -> dict[str, GatePolicy] | None:
+    gates = (candidate.options or {}).get("gates") or {}
+    if not gates:
+        return None
+    return {
+        name: GatePolicy(margin if margin is not None else g["margin"], g["goal"])
+        for name, g in gates.items()
+    }
+
+
+@eval_app.command("compare")
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="The first (baseline) run id, or a unique prefix.")],
+    run_b: Annotated[str, typer.Argument(help="The second (candidate) run id, or a unique prefix.")],
+    seed: Annotated[int, typer.Option(help="The paired bootstrap's seed.")] = 0,
+    output: Output = "table",
+    database_url: DatabaseURL = None,
+) -> None:
+    """Two runs of one suite side by side, paired by case id: every dimension's difference with its 95% CI,
+    and the cases whose verdict changed."""
+    if output not in ("table", "json"):
+        fail(f"unknown output {output!r}; expected table or json")
+
+    async def work(
+        store: Store,
+    ) -> tuple[Run, Run, GateReport, list[tuple[str, str, bool | None, bool | None]]]:
+        repo, a, b = await _two_runs(store, run_a, run_b)
+        base, cand = await repo.observations(a.id), await repo.observations(b.id)
+        goals = {n: d.get("goal", "maximize") for n, d in (b.summary or {}).get("dimensions", {}).items()}
+        policies = {n: GatePolicy(0.0, g) for n, g in goals.items()} or None
+        report = evaluate_gate(
+            base, cand, policies=policies, seed=seed, baseline_run=a.id, candidate_run=b.id
+        )
+        before = {(o.dimension, o.case_id, o.epoch): o.passed for o in base}
+        flips = [
+            (o.dimension, o.case_id, before.get((o.dimension, o.case_id, o.epoch)), o.passed)
+            for o in cand
+            if (o.dimension, o.case_id, o.epoch) in before
+            and before[(o.dimension, o.case_id, o.epoch)] != o.passed
+        ]
+        return a, b, report, flips
+
+    a, b, report, flips = with_store(database_url, work)
+    if output == "json":
+        data = report.to_dict() | {
+            "changed": [{"dimension": d, "case": c, "before": x, "after": y} for d, c, x, y in flips]
+        }
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title=f"{a.suite}: {a.id[:12]} ({a.target}) -> {b.id[:12]} ({b.target})")
+    for column in ("dimension", "metric", "A", "B", "B - A", "95% CI", "method", "cases"):
+        table.add_column(column, justify="left" if column in ("dimension", "metric", "method") else "right")
+    for v in report.dimensions:
+        table.add_row(
+            v.dimension, v.metric, f"{v.baseline:.4g}", f"{v.candidate:.4g}", f"{v.delta:+.4g}",
+            f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]", v.method, str(v.cases),
+        )  # fmt: skip
+    console.print(table)
+    for dimension, case, x, y in flips[:20]:
+        console.print(f"  {dimension}: {case}: {_verdict(x)} -> {_verdict(y)}", markup=False)
+    if len(flips) > 20:
+        console.print(f"  ... and {len(flips) - 20} more changed verdicts", markup=False)
+
+
+def _verdict(passed: bool | None) -> str:
+    return "-" if passed is None else "pass" if passed else "fail"
+
+
+@eval_app.command("gate")
+def gate_command(
+    baseline: Annotated[str, typer.Option("--baseline", help="The baseline run id (or a unique prefix).")],
+    candidate: Annotated[str, typer.Option("--candidate", help="The candidate run id (or a unique prefix).")],
+    margin: Annotated[
+        float | None, typer.Option(min=0, help="The margin on every gated dimension (default: the suite's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The paired bootstrap's seed (recorded in the report).")] = 0,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the machine-readable gate report.")] = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Block (exit 1) when a gated dimension regresses beyond its margin: the upper end of the 95% CI of
+    candidate - baseline is below -margin (exact McNemar, paired or cluster bootstrap, Holm-adjusted)."""
+
+    async def work(store: Store) -> GateReport:
+        repo, a, b = await _two_runs(store, baseline, candidate)
+        try:
+            return evaluate_gate(
+                await repo.observations(a.id),
+                await repo.observations(b.id),
+                policies=_policies(b, margin),
+                margin=margin,
+                seed=seed,
+                resamples=resamples,
+                baseline_run=a.id,
+                candidate_run=b.id,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+
+    report = with_store(database_url, work)
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        for v in report.dimensions:
+            style = {"block": "red", "warn": "yellow", "pass": "green"}[v.decision]
+            console.print(f"[{style}]{v.decision.upper():5}[/{style}] {v.dimension} ({v.method}): ", end="")
+            console.print(v.reason, markup=False)
+        console.print(
+            f"gate: {report.decision} (seed {report.seed}, {report.resamples} resamples)", markup=False
+        )
+    if report.blocked:
+        raise typer.Exit(FAILED)
+
+
+@eval_app.command("history")
+def history_command(
+    suite: Annotated[str, typer.Argument(help="The suite's name.")],
+    limit: Annotated[int, typer.Option(min=1, help="The last N runs.")] = 30,
+    output: Output = "table",
+    database_url: DatabaseURL = None,
+) -> None:
+    """A suite's runs over time: score, each dimension, cost and latency (scheduled runs included)."""
+    if output not in ("table", "json"):
+        fail(f"unknown output {output!r}; expected table or json")
+    runs = with_store(database_url, lambda store: RunRepository(store).runs(suite, limit=limit))
+    if not runs:
+        fail(f"no runs of suite {suite!r}; start one with `fleetplane eval run {suite}`", code=FAILED)
+    if output == "json":
+        console.print_json(json.dumps([_run_json(r) for r in runs]))
+        return
+    names = list(dict.fromkeys(n for r in runs for n in ((r.summary or {}).get("dimensions") or {})))
+    table = Table(title=f"{suite}: {len(runs)} runs")
+    for column in ("started", "run", "target", "trigger", "status", "score", *names, "cost $", "p50 ms"):
+        table.add_column(
+            column, justify="left" if column in ("started", "run", "target", "trigger", "status") else "right"
+        )
+    for r in runs:
+        summary = r.summary or {}
+        dims = summary.get("dimensions", {})
+        cells = []
+        for n in names:
+            d = dims.get(n, {})
+            cells.append(
+                f"{d['pass_rate']:.1%}" if "pass_rate" in d else f"{d['mean']:.4g}" if "mean" in d else "-"
+            )
+        target = summary.get("target", {})
+        score = summary.get("score")
+        table.add_row(
+            format_time(r.started_at), r.id[:12], r.target, r.trigger, r.status,
+            "-" if score is None else f"{score:.3f}", *cells,
+            "-" if target.get("cost_usd") is None else f"{target['cost_usd']:.6f}",
+            "-" if target.get("latency_ms_p50") is None else f"{target['latency_ms_p50']:.0f}",
+        )  # fmt: skip
+    console.print(table)
