@@ -49,10 +49,15 @@ async def show(store: Store, run_id: str) -> RunView:
     )
     gates = select(pipeline_approvals).where(pipeline_approvals.c.run_id == run_id)
     async with store.engine.connect() as conn:
-        steps = [dict(r._mapping) for r in (await conn.execute(query)).all()]
-        approvals = [dict(r._mapping) for r in (await conn.execute(gates)).all()]
+        steps = [_plain(r) for r in (await conn.execute(query)).all()]
+        approvals = [_plain(r) for r in (await conn.execute(gates)).all()]
     output = await read_output(store, run.output_digest) if run.output_digest else None
     return RunView(run, steps, await records(store, run_id), approvals, output)
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    # Column names come back as a str subclass, which JSON encoders refuse as keys.
+    return {str(key): value for key, value in row._mapping.items()}
 
 
 async def resume(
