@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetplane import __version__
 from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
+from fleetplane.pipelines.service import PipelineService
 from fleetplane.telemetry.backend import Backend
 
 # Liveness and readiness say nothing secret; orchestrators probe them without credentials.
@@ -92,7 +93,9 @@ class AdminGuard:
         return client is not None and is_loopback(client[0]) and not _relayed(scope.get("headers", []))
 
 
-def build_app(runtime: GatewayRuntime, backend: Backend | None = None) -> ASGIApp:
+def build_app(
+    runtime: GatewayRuntime, backend: Backend | None = None, pipelines: PipelineService | None = None
+) -> ASGIApp:
     """The server: the gateway and its admin API, and — with a telemetry backend — the OTLP receiver
     (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`."""
 
@@ -109,9 +112,13 @@ def build_app(runtime: GatewayRuntime, backend: Backend | None = None) -> ASGIAp
         if backend is not None:
             await backend.start()
         await runtime.start()
+        if pipelines is not None:  # its worker and scheduler; runs call models through the gateway
+            await pipelines.start()
         try:
             yield
         finally:
+            if pipelines is not None:
+                await pipelines.stop()
             await runtime.stop()
             if backend is not None:
                 await backend.stop()
@@ -122,6 +129,7 @@ def build_app(runtime: GatewayRuntime, backend: Backend | None = None) -> ASGIAp
         Route("/admin/ready", ready, methods=["GET"]),
         *admin_routes(runtime),
         *(backend.routes() if backend is not None else []),
+        *(pipelines.routes() if pipelines is not None else []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     return AdminGuard(app, os.environ.get("FLEETPLANE_ADMIN_TOKEN") or None)

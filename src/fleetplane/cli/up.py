@@ -27,6 +27,7 @@ from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.kinds import Provider, Team, VirtualKey
 from fleetplane.manifests.loader import load
+from fleetplane.pipelines.service import server_service
 from fleetplane.server import build_app
 from fleetplane.sim.process import SimProcess
 from fleetplane.store.db import Store
@@ -282,8 +283,14 @@ async def _serve(
             except ValueError as exc:
                 fail(f"telemetry settings: {exc}", code=1)
         runtime = GatewayRuntime(store, settings, telemetry=backend.telemetry if backend else None)
+        pipelines = server_service(  # the pipelines' worker calls models through this very gateway
+            store,
+            gateway_url=f"http://{host}:{port}/v1",
+            gateway_key=key[1] if key else None,
+            spans=backend.telemetry.spans if backend else None,
+        )
         config = uvicorn.Config(
-            build_app(runtime, backend),
+            build_app(runtime, backend, pipelines=pipelines),
             host=host,
             port=port,
             loop="uvloop" if os.name != "nt" else "asyncio",
