@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER
-from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, with_store
+from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, format_time, with_store
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
@@ -74,9 +74,10 @@ def _load(suite: str, fleet: Path) -> LoadedSuite:
     except FileNotFoundError as exc:
         fail(str(exc))
     except ManifestErrors as exc:
-        for error in exc.errors:
-            console.print(str(error), markup=False, soft_wrap=True)
-        fail(str(exc))
+        *others, last = exc.errors
+        for error in others:
+            err_console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
+        fail(str(last))
 
 
 def _price(suite: LoadedSuite, model: str) -> Price | None:
