@@ -78,7 +78,8 @@ async def scenario(store: Store, home: Path, tmp: Path) -> list[Any]:
     loaded = await catalog.load(pinned)
     seen.append(("in flight", loaded.ref.version, await loaded.invoke({"text": "a b c"}, ctx())))
     # A constraint the serving version does not satisfy gets the best that does; a lock pin wins.
-    seen.append(("constraint", (await catalog.resolve("summarize", "~1.2")).version))
+    seen.append(("constraint", (await catalog.resolve("summarize", "~1.0")).version))
+    seen.append(await refused(catalog.resolve("summarize", "~1.2")))
     lock = SkillLock.of({"summarize": ("^1", pinned)})
     seen.append(("locked", (await catalog.resolve("summarize", "^1", lock=lock)).version))
     seen.append(await refused(catalog.resolve("summarize", "^2", lock=lock)))
@@ -115,12 +116,14 @@ async def test_the_registry_gives_the_same_results_on_every_store(database_url: 
         ("promoted", "1.3.0", "1.0.0", None),
         ("new run", "1.3.0"),
         ("in flight", "1.0.0", {"summary": "a b c", "words": 3}),
-        ("constraint", "1.2.0"),
+        ("constraint", "1.0.0"),
+        "not_found: no promoted version of skill summarize satisfies '~1.2' (promoted: 1.3.0, 1.0.0; "
+        "serving: 1.3.0)",
         ("locked", "1.0.0"),
         "invalid: the lock pins summarize@1.0.0, which does not satisfy '^2': update the lock "
         "(fleetplane skill lock)",
-        "not_found: no published version of skill summarize satisfies '^2' "
-        "(published: 1.3.0, 1.2.0, 1.1.0, 1.0.0)",
+        "not_found: no promoted version of skill summarize satisfies '^2' (promoted: 1.3.0, 1.0.0; "
+        "serving: 1.3.0)",
         ("rollback", "1.0.0", None),
         "invalid: summarize@1.0.0 has no earlier version to roll back to",
         [

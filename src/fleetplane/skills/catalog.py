@@ -3,9 +3,10 @@
 `resolve(name, constraint, run_id=, lock=)` answers which exact version a run gets: the version its lock
 pins, if the lock names the skill (it must satisfy the constraint); else the version serving now — the
 canary for the share of runs whose run id hashes into it — if it satisfies the constraint; else the
-highest published version that does. A run resolves once, at its start, and keeps the `SkillRef`: a
-promotion afterwards changes what new runs get, never what a running one has (that is hot-swap without a
-restart: the channel is read from the store at every resolve).
+highest version ever promoted (so ever passed the eval gate) that does. A skill never promoted at all
+resolves to its highest published version that fits (a development registry). A run resolves once, at
+its start, and keeps the `SkillRef`: a promotion afterwards changes what new runs get, never what a
+running one has (that is hot-swap without a restart: the channel is read from the store at every resolve).
 
 `load(ref)` reads the archive by digest, re-hashes it and verifies it under the trust file and the signing
 policy in force now (a key revoked after publish stops the skill at its next load), then caches the
@@ -85,6 +86,7 @@ class SkillCatalog:
                 )
             return pinned
         channel = await self.registry.channel(name)
+        published = await self.registry.versions(name)
         if channel is not None:
             serving = channel.version
             canary = channel.canary_version
@@ -92,10 +94,18 @@ class SkillCatalog:
                 serving = canary
             if wanted.allows(serving):
                 return (await self.registry.get(name, serving)).ref
-        published = await self.registry.versions(name)
+            # Once a skill is served, only versions that passed the eval gate at some time qualify.
+            promoted = {h["version"] for h in await self.registry.history(name) if h["action"] != "rollback"}
+            published = [p for p in published if p.version in promoted]
         best = wanted.best(p.version for p in published)
         if best is None:
             have = ", ".join(p.version for p in published) or "none"
+            if channel is not None:
+                raise SkillError(
+                    "not_found",
+                    f"no promoted version of skill {name} satisfies {constraint!r} (promoted: {have}; "
+                    f"serving: {channel.version})",
+                )
             raise SkillError(
                 "not_found",
                 f"no published version of skill {name} satisfies {constraint!r} (published: {have})",
