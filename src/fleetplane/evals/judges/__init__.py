@@ -13,7 +13,7 @@ from fleetplane.evals.judges.family import FamilyCheck, FamilyError, ModelCatalo
 from fleetplane.evals.judges.pairwise import PairwiseJudge, llm_pairwise
 from fleetplane.evals.judges.panel import configure_judges
 from fleetplane.evals.judges.rubric import RubricJudge, llm_rubric
-from fleetplane.evals.judges.suite import JUDGE_TYPES, check_suite_judges
+from fleetplane.evals.judges.suite import JUDGE_TYPES, check_suite_judges, suite_judge_params
 
 __all__ = [
     "JUDGE_TYPES",
@@ -31,4 +31,5 @@ __all__ = [
     "configure_judges",
     "llm_pairwise",
     "llm_rubric",
+    "suite_judge_params",
 ]

@@ -39,3 +39,16 @@ def check_suite_judges(suite: Any, catalog: ModelCatalog) -> list[FamilyCheck]:
                 except FamilyError as exc:
                     raise FamilyError(f"suite {suite.name}: dimension {dimension.name!r}: {exc}") from None
     return checks
+
+
+def suite_judge_params(spec: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """A judge scorer's parameters with the suite's defaults merged in: its `judge` (when the scorer names
+    none), `allowSameFamilyJudge`, and a model target (so a same-family judge is refused at load)."""
+    merged = dict(params)
+    if not (merged.get("judge") or merged.get("judges")) and spec.judge:
+        merged["judge"] = spec.judge
+    if spec.allow_same_family_judge:
+        merged.setdefault("allow_same_family", True)
+    if spec.target.model and not merged.get("target_model"):
+        merged["target_model"] = spec.target.model
+    return merged
