@@ -25,7 +25,7 @@ from fleetplane.runtime.bridge import GatewayProxy, term
 from fleetplane.runtime.cgroups import Cgroup, CgroupDriver, Limits, detect
 from fleetplane.runtime.reaper import set_subreaper
 from fleetplane.runtime.replica import ReplicaSpec, SandboxError
-from fleetplane.runtime.sandbox import ReplicaPaths, sandbox_for
+from fleetplane.runtime.sandbox import ReplicaPaths, gvisor, sandbox_for
 from fleetplane.runtime.sandbox.files import remove_secret_files
 from fleetplane.runtime.supervised import ManagedReplica
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
@@ -111,11 +111,10 @@ class Supervisor:
 
     def new_cgroup(self, spec: ReplicaSpec) -> Cgroup:
         self._starts += 1
-        limits = Limits(
-            memory_bytes=spec.resources.memory_bytes,
-            cpu_millis=spec.resources.cpu_millis,
-            pids=spec.resources.pids,
-        )
+        memory, pids = spec.resources.memory_bytes, spec.resources.pids
+        if spec.tier == "gvisor":
+            memory, pids = memory + gvisor.OVERHEAD_MEMORY, pids + gvisor.OVERHEAD_PIDS
+        limits = Limits(memory_bytes=memory, cpu_millis=spec.resources.cpu_millis, pids=pids)
         suffix = hashlib.sha256(f"{os.getpid()}-{self._starts}-{spec.replica_id}".encode()).hexdigest()[:6]
         return self.cgroups.create(f"{spec.replica_id}-{suffix}", limits)
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from fleetplane.runtime.logs import read_records
-from fleetplane.runtime.replica import HttpCheck, ProbeSpec, Probes, ReplicaState
+from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("bwrap_ok")]
 
 READY = Probes(readiness=ProbeSpec(HttpCheck("/healthz"), period=0.1, timeout=1.0, failure_threshold=1))
 
 
-async def test_the_agent_reaches_nothing_but_loopback_inside(supervisor: Any, make_spec: Any, http: Any) -> None:
+async def test_the_agent_reaches_nothing_but_loopback(supervisor: Any, make_spec: Any, http: Any) -> None:
     replica = await supervisor.start(make_spec(probes=READY))
     assert await replica.wait_for({ReplicaState.READY}, timeout=20) == ReplicaState.READY
     for host, port in (("127.0.0.1", 5432), ("127.0.0.1", 6379), ("1.1.1.1", 443), ("10.0.0.1", 80)):
@@ -31,7 +31,6 @@ async def test_no_host_process_is_visible(supervisor: Any, make_spec: Any, http:
     pids = (await http.get(replica, "/pids"))["pids"]
     # bwrap's init, the forwarder and the agent: a fresh pid namespace, not the host's processes
     assert pids == [1, 2, 3]
-    assert os.getpid() not in pids or os.getpid() <= 3
 
 
 async def test_the_host_filesystem_is_read_only(
@@ -43,8 +42,8 @@ async def test_the_host_filesystem_is_read_only(
         result = (await http.get(replica, f"/write?path={path}"))["result"]
         assert result.startswith("denied"), (path, result)
     assert (await http.get(replica, "/write?path=/tmp/fine"))["result"] == "written"
-    assert not (tmp_path / "evil").exists()
-    assert not Path("/etc/evil").exists()
+    assert not os.path.exists(tmp_path / "evil")  # noqa: ASYNC240
+    assert not os.path.exists("/etc/evil")  # noqa: ASYNC240
 
 
 async def test_secrets_are_files_never_env_or_logs(supervisor: Any, make_spec: Any, http: Any) -> None:

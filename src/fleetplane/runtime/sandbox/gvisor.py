@@ -32,6 +32,10 @@ from fleetplane.runtime.sandbox import (
 from fleetplane.runtime.sandbox.files import write_secret_files
 from fleetplane.runtime.sandbox.rootfs import host_binds
 
+# Like a RuntimeClass's overhead.podFixed: the Sentry and Gofer (Go programs: every thread is a pid)
+# live in the replica's cgroup, so their share is added to the agent's limits rather than taken from it.
+OVERHEAD_MEMORY = 64 * 2**20
+OVERHEAD_PIDS = 192
 RUNSC_FLAGS = ("--network=none", "--platform=ptrace", "--host-uds=all", "--ignore-cgroups")
 
 
