@@ -80,12 +80,18 @@ def _load(suite: str, fleet: Path) -> LoadedSuite:
         fail(str(last))
 
 
-def _price(suite: LoadedSuite, model: str) -> Price | None:
+def _prices(suite: LoadedSuite, model: str) -> tuple[Price | None, dict[str, Price]]:
+    """The group's price and each deployment's own, from the Model manifest (as the ledger charges)."""
     manifest = suite.state.get(Model, model)
     if manifest is None:
-        return None
-    price = manifest.spec.price or manifest.spec.deployments[0].price
-    return Price(price.input, price.output) if price else None
+        return None, {}
+    group = manifest.spec.price
+    own = {
+        f"{d.provider}/{d.model}": Price(d.price.input, d.price.output)
+        for d in manifest.spec.deployments
+        if d.price
+    }
+    return (Price(group.input, group.output) if group else None), own
 
 
 def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient) -> Target:
@@ -95,7 +101,8 @@ def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient)
     else:
         kind, name = spec.kind, spec.name
     if kind == "model":
-        return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, _price(suite, name))
+        group, own = _prices(suite, name)
+        return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, group, own)
     if kind == "agent":
         return AgentTarget(client, name)
     if kind in ("skill", "pipeline"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -81,11 +81,17 @@ class ChatTarget:
     system: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    price: Price | None = None
+    price: Price | None = None  # the model group's
+    deployment_prices: Mapping[str, Price] = field(default_factory=dict)  # "provider/model" -> its own price
 
     @property
     def name(self) -> str:
         return f"model:{self.model}"
+
+    def cost(self, deployment: str | None, input_tokens: int, output_tokens: int) -> float | None:
+        """What the gateway charges: the serving deployment's price when it has one, else the group's."""
+        price = self.deployment_prices.get(deployment or "", self.price)
+        return price.cost(input_tokens, output_tokens) if price else None
 
     async def __call__(self, case: Case, epoch: int) -> Answer:
         body: dict[str, Any] = {"model": self.model, "messages": chat_messages(case.input, self.system)}
@@ -107,13 +113,14 @@ class ChatTarget:
         choice = (data.get("choices") or [{}])[0]
         usage = data.get("usage") or {}
         tokens_in, tokens_out = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        deployment = response.headers.get("x-fleetplane-deployment")
         return Answer(
             output=(choice.get("message") or {}).get("content") or "",
-            model=response.headers.get("x-fleetplane-deployment", data.get("model")),
+            model=deployment or data.get("model"),
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             latency_ms=latency,
-            cost_usd=self.price.cost(tokens_in, tokens_out) if self.price else None,
+            cost_usd=self.cost(deployment, tokens_in, tokens_out),
             finish_reason=choice.get("finish_reason"),
             trace_id=_trace_id(response.headers),
         )
