@@ -17,6 +17,14 @@ from rich.text import Text
 from fleetplane.cli.admin_client import DEFAULT_SERVER, ServerURL
 from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
 from fleetplane.cli.live import show_quotas
+from fleetplane.cli.render import (
+    AgentImages,
+    GatewayImage,
+    Kubeconfig,
+    Namespace,
+    RunnerImage,
+    apply_kubernetes,
+)
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestError, ManifestErrors
 from fleetplane.manifests.kinds import KINDS
@@ -61,12 +69,45 @@ def apply(
         ),
     ] = True,
     database_url: DatabaseURL = None,
+    target: Annotated[
+        Literal["local", "kubernetes"],
+        typer.Option(
+            "--target",
+            metavar="TARGET",
+            help="local: the store `fleetplane up` serves; kubernetes: server-side apply to a cluster "
+            "(docs/kubernetes.md; --database-url and --redis-url are then the gateway pods' own).",
+        ),
+    ] = "local",
+    kubeconfig: Kubeconfig = None,
+    namespace: Namespace = "fleetplane",
+    gateway_image: GatewayImage = None,
+    runner_image: RunnerImage = None,
+    images: AgentImages = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", help="With --target kubernetes: the Redis URL the gateway pods share."),
+    ] = None,
 ) -> None:
     """Make the store match the manifests under PATH: show the plan, then apply it in one transaction.
 
     New VirtualKeys without a secretRef get a minted secret, shown once. Nothing is written when any
-    manifest is invalid or a key secret cannot be read.
+    manifest is invalid or a key secret cannot be read. With --target kubernetes the fleet is rendered,
+    linted and server-side applied to the cluster instead.
     """
+    if target == "kubernetes":
+        apply_kubernetes(
+            path,
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            gateway_image=gateway_image,
+            runner_image=runner_image,
+            images=images,
+            redis_url=redis_url,
+            database_url=database_url,
+            prune=prune,
+            dry_run=dry_run,
+        )
+        return
     desired = _load(path)
     if len(desired) == 0:
         fail(f"found no manifests under {path}: nothing to apply", code=FAILED)

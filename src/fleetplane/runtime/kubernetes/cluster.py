@@ -6,6 +6,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fleetplane.runtime.kubernetes.deps import require
 
 FIELD_MANAGER = "fleetplane"
@@ -25,9 +27,19 @@ def connect(kubeconfig: str | Path | None = None, namespace: str | None = None) 
         else:
             config = lightkube.KubeConfig.from_env()
         return lightkube.Client(config, namespace=namespace, field_manager=FIELD_MANAGER)
-    except (lightkube.ConfigError, OSError, KeyError, AssertionError) as exc:
+    except (
+        lightkube.ConfigError,
+        OSError,
+        yaml.YAMLError,
+        LookupError,
+        TypeError,
+        ValueError,
+        AssertionError,
+    ) as exc:
+        # A kubeconfig of the wrong shape fails anywhere in lightkube's parsing: say which file, and why.
         where = kubeconfig or "the environment ($KUBECONFIG, ~/.kube/config)"
-        raise ClusterError(f"cannot use the kubeconfig from {where}: {exc}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ClusterError(f"cannot use the kubeconfig from {where}: {reason}") from None
 
 
 @cache
@@ -52,6 +64,12 @@ def api_error() -> type[Exception]:
     `application/json`; any other (a proxy's, `...; charset=utf-8`) stays the HTTP client's status
     error, which `ApiError` derives from: catch that."""
     error: type[Exception] = require("lightkube.core.generic_client").httpx.HTTPStatusError
+    return error
+
+
+def transport_error() -> type[Exception]:
+    """What an unreachable API server raises (connection refused, timeout, TLS)."""
+    error: type[Exception] = require("lightkube.core.generic_client").httpx.TransportError
     return error
 
 
