@@ -15,9 +15,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
-    from fleetplane.cli import keys, live, manifests, pipelines, sim, traces, up, usage
+    from fleetplane.cli import keys, live, manifests, pipelines, render, sim, traces, up, usage
 
-    for group in (up, manifests, keys, usage, live, sim, traces, pipelines):
+    for group in (up, manifests, keys, usage, live, sim, traces, pipelines, render):
         group.register(app)
 
 
