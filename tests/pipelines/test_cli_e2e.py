@@ -1,0 +1,153 @@
+"""End to end through the CLI with the real skills catalog: publish a skill, run a pipeline with RAG
+context, inspect it, approve, resume, hot-swap with a run in flight, verify the audit log — and every bad
+input answered with one line and exit code 2."""
+
+# ruff: noqa: E501  (expected output lines stay whole, as they are printed)
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from fleetplane.cli.app import _register, app
+
+EXAMPLE_SKILL = Path(__file__).parents[2] / "examples/fleet/skills/search-docs"
+
+PIPELINE = """\
+apiVersion: fleetplane.dev/v1alpha1
+kind: Pipeline
+metadata: {name: ask}
+spec:
+  trigger:
+    input: {type: object, required: [question]}
+  context:
+    retrieve:
+      - {name: docs, skill: search-docs@^1, query: "{{ input.question }}", top_k: 2}
+  execute:
+    - id: pick
+      skill: search-docs@^1
+      input: {query: "{{ context.docs.passages[0].title }}", top_k: 1}
+      approval: {when: "input.careful"}
+  output: "{{ steps.pick.output.passages[0].id }}"
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered() -> None:
+    _register()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, str, Path]:
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables would cut ids at 80 columns
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "ask.yaml").write_text(PIPELINE)
+    return CliRunner(), url, plans
+
+
+def invoke(cli: tuple[CliRunner, str, Path], *args: str) -> Result:
+    runner, url, _ = cli
+    return runner.invoke(app, [*args, "--database-url", url])
+
+
+def run_id(result: Result) -> str:
+    found = re.search(r"run ([0-9a-f]{32})", result.output)
+    assert found, result.output
+    return found.group(1)
+
+
+def test_run_inspect_approve_resume_and_verify(cli: tuple[CliRunner, str, Path]) -> None:
+    plans = str(cli[2])
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    done = invoke(cli, "run", "ask", "-f", plans, "--input", '{"question": "my parcel is late"}')
+    assert done.exit_code == 0, done.output
+    assert re.search(r"run [0-9a-f]{32} \(ask\): succeeded", done.output)
+    shown = invoke(cli, "runs", "show", run_id(done), "--json")
+    assert shown.exit_code == 0
+    assert '"output": "shipping-delays"' in shown.output
+    assert '"state": "committed"' in shown.output and '"kind": "retrieval"' in shown.output
+
+    waiting = invoke(
+        cli, "run", "ask", "-f", plans, "--input", '{"question": "refund window", "careful": true}'
+    )
+    assert waiting.exit_code == 0 and ": waiting_approval" in waiting.output
+    gate = re.search(r"waiting for approval ([0-9a-f]{32})", waiting.output)
+    assert gate, waiting.output
+    listed = invoke(cli, "approvals", "list")
+    assert gate.group(1) in listed.output
+    approved = invoke(cli, "approvals", "approve", gate.group(1), "--actor", "ana")
+    assert approved.exit_code == 0 and f"approval {gate.group(1)}: approved by ana" in approved.output
+    resumed = invoke(cli, "runs", "resume", run_id(waiting))
+    assert resumed.exit_code == 0 and ": succeeded" in resumed.output, resumed.output
+    journal = invoke(cli, "runs", "show", run_id(waiting), "--json").output
+    assert journal.count('"attempt": 1') == 2  # context:docs and pick, each run exactly once
+
+    verified = invoke(cli, "audit", "verify")
+    assert verified.exit_code == 0 and "audit log: intact" in verified.output
+
+
+def test_a_promotion_leaves_a_run_in_flight_on_its_pinned_version(
+    cli: tuple[CliRunner, str, Path], tmp_path: Path
+) -> None:
+    plans = str(cli[2])
+    newer = tmp_path / "search-docs"
+    shutil.copytree(EXAMPLE_SKILL, newer)
+    for name in ("SKILL.md", "skill.yaml"):
+        path = newer / name
+        path.write_text(path.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    assert invoke(cli, "skill", "promote", "search-docs@1.0.0").exit_code == 0
+    first = invoke(cli, "run", "ask", "-f", plans, "--input", '{"question": "broken item", "careful": true}')
+    assert ": waiting_approval" in first.output
+    assert invoke(cli, "skill", "publish", str(newer)).exit_code == 0
+    promoted = invoke(cli, "skill", "promote", "search-docs@1.1.0")
+    assert promoted.exit_code == 0, promoted.output
+    second = invoke(cli, "run", "ask", "-f", plans, "--input", '{"question": "invoice"}')
+    assert ": succeeded" in second.output
+    gate = re.search(r"waiting for approval ([0-9a-f]{32})", first.output)
+    assert gate
+    invoke(cli, "approvals", "approve", gate.group(1))
+    assert ": succeeded" in invoke(cli, "runs", "resume", run_id(first)).output
+    old = invoke(cli, "runs", "show", run_id(first), "--json").output
+    new = invoke(cli, "runs", "show", run_id(second), "--json").output
+    assert '"skill": "search-docs@1.0.0"' in old and "search-docs@1.1.0" not in old
+    assert '"skill": "search-docs@1.1.0"' in new
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nope", "-f", "{plans}"], "error: no Pipeline named 'nope' (known: ask)"),
+        (
+            ["run", "ask", "-f", "{plans}", "--input", "{bad"],
+            'error: --input: not valid JSON (unexpected character, expected a string key: line 1 column 2 (char 1)); expected e.g. \'{"order_id": "A-1"}\' or @file.json',
+        ),
+        (
+            ["run", "ask", "-f", "{plans}", "--input", "@/nonexistent.json"],
+            "error: --input: cannot read /nonexistent.json: No such file or directory",
+        ),
+        (
+            ["run", "ask", "-f", "{plans}", "--input", "{}"],
+            "error: input of pipeline ask: at (root): 'question' is a required property",
+        ),
+        (
+            ["run", "ask", "-f", "{plans}", "--input", '{"question": "x"}'],
+            "error: pipeline ask: skill search-docs@^1: no published version of skill search-docs satisfies '^1' (published: none)",
+        ),
+        (["runs", "show", "r-1"], "error: no run r-1"),
+        (["runs", "resume", "r-1"], "error: no run r-1"),
+        (["approvals", "approve", "a-1"], "error: no approval a-1"),
+        (["runs", "cancel", "r-1"], "error: no run r-1"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_code_2(
+    cli: tuple[CliRunner, str, Path], args: list[str], message: str
+) -> None:
+    result = invoke(cli, *[a.replace("{plans}", str(cli[2])) for a in args])
+    assert (result.exit_code, result.output.strip().replace("\n", " ")) == (2, message)
