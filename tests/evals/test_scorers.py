@@ -175,3 +175,30 @@ def test_registry_lists_every_builtin_type_with_its_tier() -> None:
         assert tiers[name] == "deterministic"
     assert {tiers["cost"], tiers["latency"], tiers["tokens"]} == {"usage"}
     assert {tiers["length"], tiers["refusal"], tiers["format"]} == {"heuristic"}
+
+
+def test_checks_score_the_share_of_a_cases_own_checks() -> None:
+    structured = {"summary": "Where is my parcel", "words": 4}
+    exact = _score(
+        "checks", "", structured=structured, expected={"summary": "Where is my parcel", "words": 4}
+    )
+    assert (exact.value, exact.passed) == (1.0, True)
+    contains = _score(
+        "checks",
+        "",
+        structured={"summary": "one two", "words": 2},
+        expected={"summary": "one"},
+        metadata={"match": "contains"},
+    )
+    assert contains.passed is True
+    mixed = _score(
+        "checks",
+        '{"summary": "a b c", "words": 3}',
+        metadata={"expectations": ["output.words == 8", "output.summary | length < 40"]},
+    )
+    assert (mixed.value, mixed.passed, mixed.explanation) == (0.5, False, "output.words == 8 is false")
+    plain = _score("checks", "hello", {"expectations": ["output | length == 5", "input == 'q'"]})
+    assert plain.passed is True
+    assert _score("checks", "x").explanation == "the case has no expected answer and no expectations"
+    with pytest.raises(ScorerError, match="scorer 'checks': invalid syntax"):
+        make_scorer("checks", {"expectations": ["output ==="]})
