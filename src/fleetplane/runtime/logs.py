@@ -52,7 +52,8 @@ class LogWriter:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
-                self.write(stream, raw.decode(errors="replace").rstrip("\r"))
+                for start in range(0, max(len(raw), 1), MAX_LINE):
+                    self.write(stream, raw[start : start + MAX_LINE].decode(errors="replace").rstrip("\r"))
             while len(pending) >= MAX_LINE:
                 self.write(stream, pending[:MAX_LINE].decode(errors="replace"))
                 pending = pending[MAX_LINE:]

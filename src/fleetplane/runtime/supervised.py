@@ -200,6 +200,7 @@ class ManagedReplica:
             process = await asyncio.create_subprocess_exec(
                 *plan.argv,
                 env=plan.env,
+                cwd=plan.cwd,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -47,7 +47,7 @@ class LaunchPlan:
     argv: list[str]
     env: dict[str, str]
     pass_fds: tuple[int, ...] = ()
-    run_as: int | None = None  # drop to this uid/gid before exec (after joining the cgroup)
+    cwd: str | None = None  # the host working directory (the process tier; sandboxes chdir inside)
     rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
     close_after_spawn: list[int] = field(default_factory=list)
 

@@ -37,5 +37,6 @@ class ProcessSandbox:
         return LaunchPlan(
             argv=argv,
             env=env,
+            cwd=spec.cwd,
             rlimits={resource.RLIMIT_CORE: (0, 0), resource.RLIMIT_FSIZE: (disk, disk)},
         )

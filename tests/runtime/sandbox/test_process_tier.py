@@ -1,0 +1,43 @@
+"""The process tier (trusted agents): cgroup limits only, free ports on the host network; and the
+supervisor as a child subreaper reaping the orphans a replica leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+from fleetplane.runtime.reaper import is_subreaper, zombie_children
+from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaState
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("cgroups_ok")]
+
+READY = Probes(readiness=ProbeSpec(HttpCheck("/healthz"), period=0.1, timeout=1.0, failure_threshold=1))
+
+
+async def test_two_process_replicas_share_the_host_without_port_clashes(
+    supervisor: Any, make_spec: Any, http: Any
+) -> None:
+    spec = {"tier": "process", "probes": READY, "argv": (sys.executable, "probe_agent.py")}
+    first = await supervisor.start(make_spec(**spec))
+    second = await supervisor.start(make_spec(**spec))
+    await asyncio.gather(*(r.wait_for({ReplicaState.READY}, timeout=20) for r in (first, second)))
+    ports = {(await http.get(r, "/env"))["PORT"] for r in (first, second)}
+    assert len(ports) == 2  # each got its own free port
+
+
+async def test_orphans_are_reaped_by_the_subreaper(supervisor: Any, make_spec: Any) -> None:
+    assert supervisor.subreaper and is_subreaper()
+    # the subshell exits at once: its `sleep` is orphaned and re-parented to the supervisor
+    command = "(sleep 60 &) ; echo spawned; exec sleep 60"
+    replica = await supervisor.start(make_spec(("/bin/sh", "-c", command), tier="process"))
+    await replica.wait_for({ReplicaState.READY}, timeout=20)
+    for _ in range(50):
+        if len(replica.cgroup.pids()) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    assert len(replica.cgroup.pids()) >= 3  # forwarder, sh (now sleep), the orphaned sleep
+    await replica.stop(grace=0.2)
+    assert zombie_children() == []

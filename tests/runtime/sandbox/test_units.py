@@ -1,0 +1,57 @@
+"""Pure pieces: probe thresholds, CrashLoopBackOff timings, log records with labels and redaction."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from fleetplane.runtime.logs import LogWriter, read_records
+from fleetplane.runtime.probes import ProbeCounter
+from fleetplane.runtime.replica import Backoff, HttpCheck, ProbeSpec
+from fleetplane.state.clock import ManualClock
+
+
+def test_probe_counter_needs_consecutive_results() -> None:
+    counter = ProbeCounter(ProbeSpec(HttpCheck(), failure_threshold=3, success_threshold=2))
+    assert [counter.record(ok) for ok in (False, False, True, False, False, False)] == [
+        None, None, None, None, None, "fail"
+    ]  # fmt: skip
+    assert [counter.record(ok) for ok in (True, True, True)] == [None, "pass", "pass"]
+
+
+def test_crash_loop_back_off_defaults_match_kubernetes() -> None:
+    backoff = Backoff()
+    assert [backoff.delay(n) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert backoff.reset_after == 600
+    assert backoff.delay(10_000) == 300
+
+
+def test_log_records_carry_labels_split_long_lines_and_redact_secrets(tmp_path: Path) -> None:
+    clock = ManualClock(start=1000.0)
+    path = tmp_path / "a" / "r.jsonl"
+    labels = {"agent": "a", "replica": "a-0", "revision": "abc"}
+    writer = LogWriter(path, labels, secrets={"key": b"hunter22", "pin": b"12"}, clock=clock)
+
+    async def feed() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"hello\nmy key is hunter22 and pin 12\n" + b"x" * (70 * 1024) + b"\ntail")
+        reader.feed_eof()
+        await writer.pump("stderr", reader)
+
+    asyncio.run(feed())
+    writer.close()
+    records = list(read_records(path))
+    assert records[0] == {"ts": 1000.0, "stream": "stderr", "line": "hello", **labels}
+    assert records[1]["line"] == "my key is [secret:key] and pin 12"  # too short to redact safely
+    assert [len(str(r["line"])) for r in records[2:4]] == [64 * 1024, 6 * 1024]
+    assert records[-1]["line"] == "tail"
+    with path.open("a") as f:
+        f.write('{"torn": ')
+    assert len(list(read_records(path))) == 5
+
+
+@pytest.mark.parametrize("missing", ["nowhere.jsonl"])
+def test_reading_a_missing_log_yields_nothing(tmp_path: Path, missing: str) -> None:
+    assert list(read_records(tmp_path / missing)) == []
