@@ -155,6 +155,7 @@ TOOLS = """
 metadata: {name: tools}
 spec:
   policy: {tools: [issue_refund]}
+  mcp: [{name: pay, url: "http://mcp.test/mcp"}]
   execute: [{id: t, skill: tooluser@*, input: {tool: "{{ input.tool }}", args: "{{ input.args }}"}}]
 """
 

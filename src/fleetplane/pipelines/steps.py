@@ -145,7 +145,7 @@ async def _attempts(
                 traceparent=inject_headers().get("traceparent"),
                 gateway_url=deps.gateway.base_url if deps.gateway else None,
                 gateway_key=deps.gateway.key if deps.gateway else None,
-                call_tool=toolbox.call,
+                call_tool=toolbox.call if ctx.plan.spec.mcp else None,  # no servers: no tools to call
                 log=lambda _line: None,
             )
             try:
