@@ -224,3 +224,20 @@ def test_apply_without_a_reachable_cluster(cli: CliRunner, tmp_path: Path) -> No
     assert result.stderr.splitlines()[-1].startswith(
         f"error: cannot use the kubeconfig from {tmp_path / 'broken'}: "
     )
+
+
+def test_without_the_kubernetes_extra(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rendering needs nothing beyond the base install; talking to a cluster says which extra to install.
+    for module in ("lightkube", "lightkube.core.generic_client"):
+        monkeypatch.setitem(__import__("sys").modules, module, None)
+    assert (
+        _invoke(cli, "render", str(FLEET), str(tmp_path / "o"), "--gateway-image", GATEWAY_IMAGE).exit_code
+        == 0
+    )
+    result = _invoke(cli, "apply", str(FLEET), "--target", "kubernetes", "--gateway-image", GATEWAY_IMAGE)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "error: the Kubernetes backend needs lightkube, which is not installed: pip install 'fleetplane[kubernetes]'"
+    )
