@@ -15,9 +15,39 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
-    from fleetplane.cli import keys, live, manifests, pipelines, render, sim, traces, up, usage
+    from fleetplane.cli import (
+        doctor,
+        evals,
+        evals_online,
+        keys,
+        live,
+        manifests,
+        pipelines,
+        render,
+        review,
+        sim,
+        skill,
+        traces,
+        up,
+        usage,
+    )
 
-    for group in (up, manifests, keys, usage, live, sim, traces, pipelines, render):
+    for group in (
+        up,
+        manifests,
+        keys,
+        usage,
+        live,
+        sim,
+        traces,
+        pipelines,
+        skill,
+        review,
+        evals,
+        evals_online,
+        render,
+        doctor,
+    ):
         group.register(app)
 
 
