@@ -31,6 +31,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 
+# The local runtime's sandboxes: bubblewrap (tier bwrap) and gVisor (Debian package runsc, tier gvisor).
+# Installed when root and missing; otherwise `fleetplane doctor` says which tiers work without them.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  MISSING=""
+  command -v bwrap >/dev/null 2>&1 || MISSING="$MISSING bubblewrap"
+  command -v runsc >/dev/null 2>&1 || MISSING="$MISSING runsc"
+  if [ -n "$MISSING" ]; then
+    echo "installing sandboxes:$MISSING ..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $MISSING >/dev/null; } ||
+      echo "could not install$MISSING: the tiers that need them will be unavailable" >&2
+  fi
+fi
+
 STAMP="$VENV/.fleetplane-installed"
 WANT="$( (cat "$ROOT/pyproject.toml"; echo "extras=$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
