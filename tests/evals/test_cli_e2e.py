@@ -38,6 +38,7 @@ spec:
       goal: minimize
       scorers: [{type: cost}]
   caseFiles: [{path: cases.jsonl}]
+  schedule: {every: 1h}
 """
 
 
@@ -130,6 +131,14 @@ def test_run_compare_gate_and_history_through_a_real_gateway(
         "model:solo",
     ]
 
+    scheduled = invoke("scheduled", *server)
+    assert scheduled.exit_code == 0, scheduled.output
+    assert re.fullmatch(r"ran brief -> model:solo: run [0-9a-f]{12}, score \d\.\d{3}\n", scheduled.output)
+    assert invoke("scheduled", *server).output == "no scheduled suite is due\n"
+    assert re.findall(r"model:\w+ +│ (\w+)", invoke("history", "brief").output) == ["manual"] * 3 + [
+        "schedule"
+    ]
+
     printed = invoke("run", "brief", *server)
     assert printed.exit_code == 0, printed.output
     assert "brief -> model:solo" in printed.output
@@ -176,6 +185,9 @@ def test_bad_input_is_one_line_and_exit_code_2(
     empty = invoke("history", "brief")
     assert empty.exit_code == 1
     assert empty.output == "error: no runs of suite 'brief'; start one with `fleetplane eval run brief`\n"
+
+    gone = invoke("scheduled", "--fleet", str(tmp_path / "gone"))
+    assert (gone.exit_code, gone.output) == (2, f"error: no such file or directory: {tmp_path / 'gone'}\n")
 
     bad_output = invoke("history", "brief", "--output", "xml")
     assert (bad_output.exit_code, bad_output.output) == (

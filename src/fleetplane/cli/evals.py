@@ -8,8 +8,10 @@ the composing code registers in `TARGET_RUNNERS` (kind -> factory(name) -> async
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +26,7 @@ from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fai
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
+from fleetplane.evals.schedule import SuiteScheduler
 from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
 from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target, TargetFunction
 from fleetplane.manifests.errors import ManifestErrors
@@ -354,6 +357,43 @@ def gate_command(
         )
     if report.blocked:
         raise typer.Exit(FAILED)
+
+
+@eval_app.command("scheduled")
+def scheduled_command(
+    fleet: Fleet = Path("."),
+    watch: Annotated[bool, typer.Option("--watch", help="Keep running, checking every --poll.")] = False,
+    poll: Annotated[float, typer.Option(min=1, help="Seconds between checks with --watch.")] = 60.0,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Run every suite whose `schedule` is due (from cron; or --watch to keep going)."""
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    if not fleet.exists():
+        fail(f"no such file or directory: {fleet}")
+
+    async def work(store: Store) -> list[Run]:
+        async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
+            scheduler = SuiteScheduler(
+                fleet, RunRepository(store), lambda s: _target(s, None, client), time.time
+            )
+            if not watch:
+                return await scheduler.tick()
+            await scheduler.serve(asyncio.Event(), poll=poll)
+            return []
+
+    try:
+        runs = with_store(database_url, work)
+    except ManifestErrors as exc:
+        fail(str(exc.errors[0]))
+    for r in runs:
+        score = (r.summary or {}).get("score")
+        shown = "-" if score is None else f"{score:.3f}"
+        console.print(f"ran {r.suite} -> {r.target}: run {r.id[:12]}, score {shown}", markup=False)
+    if not runs:
+        console.print("no scheduled suite is due", markup=False)
 
 
 @eval_app.command("history")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from fleetplane.evals.gate import Observation
 from fleetplane.store.db import Store
@@ -153,6 +153,15 @@ class RunRepository:
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Run(**dict(r._mapping)) for r in reversed(rows)]
+
+    async def last_started(self, suite: str, *, trigger: str | None = None) -> float | None:
+        """When the suite's latest run (of `trigger`, when given) started."""
+        query = select(func.max(eval_runs.c.started_at)).where(eval_runs.c.suite == suite)
+        if trigger is not None:
+            query = query.where(eval_runs.c.trigger == trigger)
+        async with self._store.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar()
+        return None if value is None else float(value)
 
     async def observations(self, run_id: str) -> list[Observation]:
         query = select(eval_results).where(eval_results.c.run_id == run_id)
