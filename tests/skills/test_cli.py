@@ -163,3 +163,23 @@ def test_registry_commands(cli: Invoke, tmp_path: Path) -> None:
     )
     no_lock = cli("outdated", "--lock", "missing.lock")
     assert (no_lock.exit_code, no_lock.stderr) == (2, "error: no lock file at missing.lock\n")
+
+
+def test_keygen_adds_the_key_to_a_trust_file(cli: Invoke, tmp_path: Path) -> None:
+    made = cli("keygen", "keys/release.pem", "--trust", "trust.yaml", "--skills", "send-*, summarize")
+    assert made.exit_code == 0, made.output
+    public = made.stdout.splitlines()[0]
+    assert made.stdout.splitlines()[1] == "added key 'release' to trust.yaml (may sign: send-*, summarize)"
+    from fleetplane.skills.trust import TrustPolicy
+
+    trust = TrustPolicy.load(tmp_path / "trust.yaml")
+    assert [(k.name, k.skills) for k in trust.keys] == [("release", ("send-*", "summarize"))]
+    assert (tmp_path / "keys" / "release.pem.pub").read_text() == public + "\n"
+    twice = cli("keygen", "other/release.pem", "--trust", "trust.yaml")
+    assert (twice.exit_code, twice.stderr) == (1, "error: trust.yaml already lists a key named 'release'\n")
+    assert not (tmp_path / "other").exists()
+    empty = cli("keygen", "k.pem", "--skills", " , ")
+    assert (empty.exit_code, empty.stderr) == (
+        2,
+        "error: --skills: give at least one skill name pattern, e.g. --skills 'support-*'\n",
+    )

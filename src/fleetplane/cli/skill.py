@@ -34,7 +34,7 @@ from fleetplane.skills.outdated import outdated as find_outdated
 from fleetplane.skills.registry import SkillRegistry
 from fleetplane.skills.signing import key_id, load_private_key, sign_folder, write_keypair
 from fleetplane.skills.spec import PromptEntry
-from fleetplane.skills.trust import TrustPolicy
+from fleetplane.skills.trust import TrustPolicy, add_key, check_can_add
 from fleetplane.skills.verify import load_folder
 from fleetplane.store.db import Store
 from fleetplane.store.url import home
@@ -137,6 +137,7 @@ def validate(folders: Annotated[list[Path], typer.Argument(help="Skill folders."
             f"ok {folder.name}@{folder.version}: {len(folder.evals)} eval cases, "
             f"{len(folder.tests)} test files",
             markup=False,
+            soft_wrap=True,
         )
     if bad:
         raise typer.Exit(FAILED)
@@ -194,13 +195,33 @@ def pack(
 @skill_app.command("keygen")
 def keygen(
     path: Annotated[
-        Path, typer.Argument(help="Where to write the private key (PEM); the public one goes to PATH.pub.")
+        Path, typer.Argument(help="Where to write the private key (PEM); the public one: PATH.pub.")
     ],
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="Also list the new key in this trust file (made if missing)."),
+    ] = None,
+    skills: Annotated[
+        str, typer.Option("--skills", help="Comma-separated skill name patterns it may sign.")
+    ] = "*",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Its name in the trust file (default: PATH's stem).")
+    ] = None,
 ) -> None:
-    """Make an ed25519 signing key; print the public key line for the trust file."""
+    """Make an ed25519 signing key; print its public key line, and add it to a trust file if asked."""
+    patterns = [p.strip() for p in skills.split(",") if p.strip()]
+    if not patterns:
+        fail("--skills: give at least one skill name pattern, e.g. --skills 'support-*'")
     with _reported():
+        if trust is not None:
+            check_can_add(trust, name or path.stem)  # before the key is made, so a refusal leaves nothing
         public = write_keypair(path)
+        if trust is not None:
+            add_key(trust, name or path.stem, public, patterns)
     console.print(public, markup=False, soft_wrap=True)
+    if trust is not None:
+        added = f"added key '{name or path.stem}' to {trust} (may sign: {', '.join(patterns)})"
+        console.print(added, markup=False, soft_wrap=True)
 
 
 @skill_app.command("sign")
@@ -236,7 +257,9 @@ def publish(
 
     name, digest, signer, report = _on_registry(database_url, trust, work)
     console.print(
-        f"published {name} {digest} ({'signed by ' + signer if signer else 'unsigned'})", markup=False
+        f"published {name} {digest} ({'signed by ' + signer if signer else 'unsigned'})",
+        markup=False,
+        soft_wrap=True,
     )
     if report is not None:
         console.print(

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fleetplane.manifests.errors import ManifestError
@@ -180,3 +182,25 @@ def _trusted_signer(envelope: Envelope, name: str, label: str, trust: TrustPolic
         return kid
     shown = ", ".join(ids)
     raise SkillError("untrusted", f"{label}: signed by key {shown}, which {trust.source} does not list")
+
+
+def check_can_add(path: Path, name: str) -> dict[str, Any]:
+    """The trust file's data, if a key named `name` may be added to it; `SkillError` otherwise."""
+    data: dict[str, Any] = {"keys": [], "revoked": []}
+    if path.is_file():
+        TrustPolicy.load(path)  # a broken file is reported, never silently replaced
+        data = yaml.safe_load(path.read_text()) or data
+    if any(k.get("name") == name for k in data.get("keys") or []):
+        raise SkillError("invalid", f"{path} already lists a key named '{name}'")
+    return data
+
+
+def add_key(path: Path, name: str, public: str, skills: list[str]) -> None:
+    """Add a key to the trust file at `path` (made if missing), refusing a name already listed. The file
+    is rewritten from its data, so comments in it are not kept."""
+    data = check_can_add(path, name)
+    keys = data.setdefault("keys", [])
+    keys.append({"name": name, "key": public, "skills": list(skills)})
+    data.setdefault("revoked", [])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
