@@ -15,9 +15,10 @@ from starlette.routing import Route
 
 from fleetplane.evals.judges.client import GATEWAY_ENV, JudgeClient
 from fleetplane.evals.judges.family import ModelCatalog
-from fleetplane.evals.online.config import ENV, OnlineConfig, load_config
+from fleetplane.evals.online.config import ENV, ConfigError, OnlineConfig, load_config
 from fleetplane.evals.online.evaluator import OnlineEvaluator
 from fleetplane.evals.review.api import review_routes
+from fleetplane.evals.scoring import ScorerError
 from fleetplane.store.db import Store
 
 log = logging.getLogger("fleetplane.evals")
@@ -42,31 +43,35 @@ class EvalsService:
         spans: Any = None,
         telemetry: Any = None,
         gateway_url: str = "http://127.0.0.1:8700",
+        catalog: ModelCatalog | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> EvalsService:
-        """Reads the online evals file named by the environment now, so a bad file stops startup
-        (`ConfigError`, one line naming the file and field)."""
+        """Reads the online evals file named by the environment and builds its scorers now, so a bad file,
+        scorer or judge (a same-family judge among them) stops startup with one line (`ConfigError`).
+        `catalog`: the fleet's Model manifests (judge families and prices)."""
         env = os.environ if environ is None else environ
         path = env.get(ENV, "").strip()
         config = load_config(path) if path else None
-        return cls(store, config, spans, telemetry, gateway_url, env)
+        service = cls(store, config, spans, telemetry, gateway_url, env)
+        if config is not None and spans is not None:
+            client = JudgeClient.from_env(catalog or ModelCatalog(), {GATEWAY_ENV: gateway_url, **env})
+            try:
+                service.evaluator = OnlineEvaluator.from_config(
+                    spans, config, judge_params={"client": client}, telemetry=telemetry
+                )
+            except ScorerError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            service._client = client
+        return service
 
     def routes(self) -> list[Route]:
         return review_routes(self.store)
 
     async def start(self) -> None:
-        if self.config is None:
-            return
-        if self.spans is None:
+        if self.config is not None and self.evaluator is None:
             log.warning("online evals are configured but telemetry is off: nothing to score")
-            return
-        env = os.environ if self.environ is None else self.environ
-        catalog = await ModelCatalog.from_store(self.store)
-        self._client = JudgeClient.from_env(catalog, {GATEWAY_ENV: self.gateway_url, **env})
-        self.evaluator = OnlineEvaluator.from_config(
-            self.spans, self.config, judge_params={"client": self._client}, telemetry=self.telemetry
-        )
-        await self.evaluator.start()
+        if self.evaluator is not None:
+            await self.evaluator.start()
 
     async def stop(self) -> None:
         if self.evaluator is not None:
