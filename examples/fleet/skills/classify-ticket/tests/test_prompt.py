@@ -10,7 +10,9 @@ FOLDER = Path(__file__).parent.parent
 
 def test_the_prompt_names_the_customer_and_the_hints() -> None:
     skill = load_folder(FOLDER)
-    body = build_request(skill.contract, skill.entrypoint, {"text": "Charged twice", "customer": "Ann", "hints": ["card"]})
+    body = build_request(
+        skill.contract, skill.entrypoint, {"text": "Charged twice", "customer": "Ann", "hints": ["card"]}
+    )
     assert body["model"] == "chat-small"
     assert body["messages"][1]["content"] == "Ticket from Ann:\nCharged twice\nHints: card\nLabel:\n"
     assert "response_format" not in body  # a text answer

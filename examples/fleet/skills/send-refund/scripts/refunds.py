@@ -28,7 +28,12 @@ async def send(input: dict, ctx) -> dict:
         raise TransientError("the payments provider is unavailable (REFUNDS_UNAVAILABLE is set)")
     if ctx.call_tool is not None:
         await ctx.call_tool("payments.refund", {"order": input["order"], "amount": input["amount"]})
-    refund = {"refundId": f"rf-{input['order']}", "order": input["order"], "amount": input["amount"], "status": "sent"}
+    refund = {
+        "refundId": f"rf-{input['order']}",
+        "order": input["order"],
+        "amount": input["amount"],
+        "status": "sent",
+    }
     path = ledger()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
