@@ -4,6 +4,7 @@ server-side apply, rolled back to the previous revision."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from fleetplane.runtime.kubernetes import (
 from fleetplane.runtime.kubernetes.cluster import ClusterError, transport_error
 
 Target = Literal["kubernetes"]
+_NAMESPACE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Namespace = Annotated[
     str, typer.Option("--namespace", "-n", help="The Kubernetes namespace the fleet runs in.")
@@ -92,7 +94,10 @@ def render(
     PodDisruptionBudget and Secrets (without values), the RuntimeClasses its isolation tiers need, and the
     gateway. Nothing is written when an image is not pinned by digest or the lint finds a problem."""
     rendered = render_checked(_load(directory), _options(namespace, gateway_image, runner_image, images))
-    paths = write_objects(rendered.objects, out, single_file=single_file)
+    try:
+        paths = write_objects(rendered.objects, out, single_file=single_file)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}", code=BAD_INPUT)
     where = out if single_file else f"{out}/ ({len(paths)} files)"
     console.print(f"rendered {len(rendered.objects)} objects to {where}", markup=False, soft_wrap=True)
     for agent, revision in sorted(rendered.revisions.items()):
@@ -214,6 +219,12 @@ def render_checked(desired: DesiredState, options: RenderOptions) -> Rendered:
 def _options(
     namespace: str, gateway_image: str | None, runner_image: str | None, images: list[str] | None
 ) -> RenderOptions:
+    if not _NAMESPACE.match(namespace):
+        fail(
+            f"--namespace {namespace!r} is not a Kubernetes namespace name "
+            "(lowercase letters, digits and '-', at most 63, starting with a letter)",
+            code=BAD_INPUT,
+        )
     agent_images: dict[str, str] = {}
     for entry in images or []:
         agent, sep, image = entry.partition("=")

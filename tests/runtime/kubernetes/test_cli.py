@@ -105,6 +105,17 @@ def test_render_bad_inputs(cli: CliRunner, tmp_path: Path) -> None:
     result = _invoke(cli, "render", str(tmp_path / "nope"), str(tmp_path / "o"))
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: no such file or directory: {tmp_path / 'nope'}"
+    result = _invoke(
+        cli, "render", str(FLEET), str(tmp_path / "o"), "--gateway-image", GATEWAY_IMAGE, "-n", "Agents_1"
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: --namespace 'Agents_1' is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63, starting with a letter)"
+    )
+    (tmp_path / "file").write_text("")
+    result = _invoke(cli, "render", str(FLEET), str(tmp_path / "file"), "--gateway-image", GATEWAY_IMAGE)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"error: cannot write {tmp_path / 'file'}: File exists"
     result = _invoke(cli, "render", "--target", "nomad", str(FLEET), str(tmp_path / "o"))
     assert result.exit_code == 2
     assert "Invalid value for '--target'" in result.output

@@ -12,9 +12,9 @@ from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.loader import load
 from fleetplane.runtime.kubernetes import RenderOptions, lint, render_fleet, validate
 
-from .conftest import DIGEST, EXAMPLE_FLEET, GATEWAY_IMAGE
+from .conftest import DIGEST, EXAMPLE_FLEET, GATEWAY_IMAGE, need
 
-pytest.importorskip("kubernetes_validate", reason="pip install 'fleetplane[kubernetes]'")
+need("kubernetes_validate", "fleetplane[kubernetes]")
 
 VERSIONS = validate.supported_versions()
 OLDEST_AND_NEWEST = [VERSIONS[0], VERSIONS[-1]]
