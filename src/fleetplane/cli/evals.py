@@ -19,10 +19,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER
-from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, format_time, with_store
+from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, with_store
+from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_summary
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
@@ -175,7 +175,7 @@ def run_command(
     if output == "json":
         console.print_json(json.dumps(_run_json(finished)))
         return
-    _print_summary(finished)
+    print_summary(finished)
 
 
 def _gates(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
@@ -188,47 +188,6 @@ def _gates(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
 
 def _run_json(r: Run) -> dict[str, Any]:
     return {k: v for k, v in vars(r).items()}
-
-
-def _ci(values: list[float] | None, fmt: str = "{:.3f}") -> str:
-    return "-" if not values else f"[{fmt.format(values[0])}, {fmt.format(values[1])}]"
-
-
-def _print_summary(r: Run) -> None:
-    summary = r.summary or {}
-    table = Table(title=f"{r.suite} -> {r.target}  run {r.id[:12]}  ({r.cases} cases x {r.epochs} epochs)")
-    for column in ("dimension", "mean", "95% CI", "pass rate", "95% CI"):
-        table.add_column(column, justify="left" if column == "dimension" else "right")
-    for name, d in summary.get("dimensions", {}).items():
-        raw = d.get("unit") == "raw"
-        fmt = "{:.4g}" if raw else "{:.3f}"
-        mean = "-" if "mean" not in d else fmt.format(d["mean"])
-        rate = "-" if "pass_rate" not in d else f"{d['pass_rate']:.1%}"
-        table.add_row(
-            name + (f" ({d['goal']})" if raw else ""),
-            mean,
-            _ci(d.get("mean_ci"), fmt),
-            rate,
-            _ci(d.get("pass_ci")),
-        )
-    console.print(table)
-    target = summary.get("target", {})
-    score = summary.get("score")
-    cost = target.get("cost_usd")
-    p50, p95 = target.get("latency_ms_p50"), target.get("latency_ms_p95")
-    console.print(
-        f"score {'-' if score is None else f'{score:.3f}'}  |  target cost "
-        f"{'-' if cost is None else f'${cost:.6f}'}  |  latency p50 {'-' if p50 is None else f'{p50:.0f} ms'}"
-        f" p95 {'-' if p95 is None else f'{p95:.0f} ms'}  |  tokens {target.get('input_tokens', 0)} in / "
-        f"{target.get('output_tokens', 0)} out  |  errors {target.get('errors', 0)}",
-        markup=False,
-    )
-    for tier, cost_row in summary.get("scoring", {}).items():
-        console.print(
-            f"scoring {tier}: {cost_row['items']} items, ${cost_row['cost_usd_per_item']:.2e}/item, "
-            f"{cost_row['latency_ms_per_item']:.3f} ms/item",
-            markup=False,
-        )
 
 
 async def _two_runs(store: Store, a: str, b: str) -> tuple[RunRepository, Run, Run]:
@@ -294,23 +253,7 @@ def compare_command(
         }
         console.print_json(json.dumps(data))
         return
-    table = Table(title=f"{a.suite}: {a.id[:12]} ({a.target}) -> {b.id[:12]} ({b.target})")
-    for column in ("dimension", "metric", "A", "B", "B - A", "95% CI", "method", "cases"):
-        table.add_column(column, justify="left" if column in ("dimension", "metric", "method") else "right")
-    for v in report.dimensions:
-        table.add_row(
-            v.dimension, v.metric, f"{v.baseline:.4g}", f"{v.candidate:.4g}", f"{v.delta:+.4g}",
-            f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]", v.method, str(v.cases),
-        )  # fmt: skip
-    console.print(table)
-    for dimension, case, x, y in flips[:20]:
-        console.print(f"  {dimension}: {case}: {_verdict(x)} -> {_verdict(y)}", markup=False)
-    if len(flips) > 20:
-        console.print(f"  ... and {len(flips) - 20} more changed verdicts", markup=False)
-
-
-def _verdict(passed: bool | None) -> str:
-    return "-" if passed is None else "pass" if passed else "fail"
+    print_compare(a, b, report, flips)
 
 
 @eval_app.command("gate")
@@ -348,13 +291,7 @@ def gate_command(
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
-        for v in report.dimensions:
-            style = {"block": "red", "warn": "yellow", "pass": "green"}[v.decision]
-            console.print(f"[{style}]{v.decision.upper():5}[/{style}] {v.dimension} ({v.method}): ", end="")
-            console.print(v.reason, markup=False)
-        console.print(
-            f"gate: {report.decision} (seed {report.seed}, {report.resamples} resamples)", markup=False
-        )
+        print_gate(report)
     if report.blocked:
         raise typer.Exit(FAILED)
 
@@ -412,27 +349,4 @@ def history_command(
     if output == "json":
         console.print_json(json.dumps([_run_json(r) for r in runs]))
         return
-    names = list(dict.fromkeys(n for r in runs for n in ((r.summary or {}).get("dimensions") or {})))
-    table = Table(title=f"{suite}: {len(runs)} runs")
-    for column in ("started", "run", "target", "trigger", "status", "score", *names, "cost $", "p50 ms"):
-        table.add_column(
-            column, justify="left" if column in ("started", "run", "target", "trigger", "status") else "right"
-        )
-    for r in runs:
-        summary = r.summary or {}
-        dims = summary.get("dimensions", {})
-        cells = []
-        for n in names:
-            d = dims.get(n, {})
-            cells.append(
-                f"{d['pass_rate']:.1%}" if "pass_rate" in d else f"{d['mean']:.4g}" if "mean" in d else "-"
-            )
-        target = summary.get("target", {})
-        score = summary.get("score")
-        table.add_row(
-            format_time(r.started_at), r.id[:12], r.target, r.trigger, r.status,
-            "-" if score is None else f"{score:.3f}", *cells,
-            "-" if target.get("cost_usd") is None else f"{target['cost_usd']:.6f}",
-            "-" if target.get("latency_ms_p50") is None else f"{target['latency_ms_p50']:.0f}",
-        )  # fmt: skip
-    console.print(table)
+    print_history(suite, runs)
