@@ -97,6 +97,10 @@ def _writable_root(objects: Objects) -> None:
     _bot(objects)["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
 
 
+def _config_map_too_big(objects: Objects) -> None:
+    _get(objects, "ConfigMap", "fleetplane-manifests")["data"]["fleet.yaml"] = "x" * (2**20 + 1)
+
+
 def _rollout_may_drop(objects: Objects) -> None:
     _get(objects, "Deployment", "agent-support-bot")["spec"]["strategy"]["rollingUpdate"][
         "maxUnavailable"
@@ -203,6 +207,16 @@ CASES: list[tuple[Callable[[Objects], None], list[tuple[str, str, str]]]] = [
                 "HorizontalPodAutoscaler/agent-support-bot",
                 "spec.metrics[0].target.averageValue",
                 f"'four' {QUANTITY}",
+            )
+        ],
+    ),
+    (
+        _config_map_too_big,
+        [
+            (
+                "ConfigMap/fleetplane-manifests",
+                "data",
+                "1048577 bytes: above the 1 MiB an object may hold in etcd",
             )
         ],
     ),

@@ -4,7 +4,6 @@ but no longer renders pruned."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,8 +171,3 @@ def prune_objects(
 def _order(kind: str) -> int:
     # Delete in reverse dependency order: autoscalers and policies before the workloads they point at.
     return -KIND_ORDER.index(kind)
-
-
-def sources(obj: dict[str, Any]) -> dict[str, str]:
-    """Where a rendered Secret's values come from (its annotation)."""
-    return dict(json.loads(obj["metadata"].get("annotations", {}).get("fleetplane.dev/secret-sources", "{}")))

@@ -18,6 +18,7 @@ from fleetplane.runtime.kubernetes.quantity import QuantityError, parse_quantity
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SERVICE_URL = re.compile(r"^https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\b")
+_CONFIG_MAP_LIMIT = 2**20
 _SCALED_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 _METRIC_SOURCE = {
     "Resource": "resource",
@@ -78,6 +79,10 @@ def _checks(
         if ("Deployment", target.get("name")) not in index:
             yield "spec.scaleTargetRef.name", f"Deployment {target.get('name')!r} is not in the rendered set"
         yield from _scaler_quantities(kind, spec)
+    elif kind == "ConfigMap":
+        size = sum(len(str(v).encode()) for v in (obj.get("data") or {}).values())
+        if size > _CONFIG_MAP_LIMIT:
+            yield "data", f"{size} bytes: above the 1 MiB an object may hold in etcd"
     elif kind == "RuntimeClass":
         for resource, value in ((obj.get("overhead") or {}).get("podFixed") or {}).items():
             yield from _quantity(f"overhead.podFixed.{resource}", value)
