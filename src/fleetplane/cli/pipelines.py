@@ -25,6 +25,7 @@ from fleetplane.pipelines.sources import PipelineNotFound
 from fleetplane.pipelines.worker import Worker
 from fleetplane.store.audit import AuditLog
 from fleetplane.store.db import Store
+from fleetplane.telemetry.setup import Telemetry
 
 runs_app = typer.Typer(name="runs", help="Pipeline runs: list, show, resume, cancel.", no_args_is_help=True)
 approvals_app = typer.Typer(
@@ -102,12 +103,16 @@ def _deps(store: Store) -> Any:
 
 
 async def _work(deps: Any, run_id: str) -> None:
+    # Real spans, so the run gets a trace id; exported where OTEL_EXPORTER_OTLP_ENDPOINT says, if set.
+    telemetry = Telemetry.create("fleetplane-pipelines")
+    deps.spans = telemetry.spans
     worker = Worker(deps)
     try:
         while (result := await worker.turn(run_id)) is not None and result.status in ("pending", "running"):
             pass
     finally:
         await deps.http.aclose()
+        telemetry.shutdown(timeout_s=5.0)
 
 
 def _summary(run: RunRecord) -> None:
