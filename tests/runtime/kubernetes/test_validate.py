@@ -17,7 +17,8 @@ from .conftest import DIGEST, EXAMPLE_FLEET, GATEWAY_IMAGE, need
 need("kubernetes_validate", "fleetplane[kubernetes]")
 
 VERSIONS = validate.supported_versions()
-OLDEST_AND_NEWEST = [VERSIONS[0], VERSIONS[-1]]
+# The oldest and newest schemas shipped, and 1.28 (the oldest release still widely run) in between.
+OLDEST_AND_NEWEST = sorted({VERSIONS[0], "1.28", VERSIONS[-1]}, key=lambda v: tuple(map(int, v.split("."))))
 
 
 def test_schemas_cover_the_versions_we_claim() -> None:
