@@ -14,7 +14,7 @@ import pytest
 from skilltools import write_trust
 
 from fleetplane.skills.archive import digest_of, pack, unpack
-from fleetplane.skills.errors import SkillError
+from fleetplane.skills.errors import SkillError, SkillInvalid
 from fleetplane.skills.signing import (
     PAYLOAD_TYPE,
     generate_key,
@@ -184,3 +184,29 @@ def test_keypair_files(tmp_path: Path) -> None:
     with pytest.raises(SkillError) as caught:
         write_keypair(tmp_path / "k.pem")
     assert caught.value.message == f"{tmp_path}/k.pem already exists: choose another path, or remove it first"
+
+
+def test_a_revoked_archive(skill_copy: Callable[..., Path], tmp_path: Path) -> None:
+    data = pack(skill_copy("summarize"))
+    digest = digest_of(data)
+    (tmp_path / "t.yaml").write_text(
+        f'keys: []\nrevoked:\n  - digest: "{digest}"\n    reason: exfiltrates the input\n'
+    )
+    trust = TrustPolicy.load(tmp_path / "t.yaml")
+    assert refusal(data, trust) == (
+        f"revoked: summarize@1.0.0: archive {digest} is revoked in {tmp_path}/t.yaml: exfiltrates the input"
+    )
+
+
+def test_trust_file_faults_are_named_at_their_line(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        'keys:\n  - name: ci\n    key: "ed25519:nope"\n    skills: []\nextra: 1\n'
+    )
+    with pytest.raises(SkillInvalid) as caught:
+        TrustPolicy.load(tmp_path / "t.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path}/t.yaml:5:1: extra: unknown field; expected one of: keys, revoked",
+        f"{tmp_path}/t.yaml:4:13: keys[0].skills: found an empty list; "
+        "expected a non-empty list of skill name patterns",
+        f"{tmp_path}/t.yaml:3:10: keys[0].key: not a valid ed25519 public key",
+    ]

@@ -17,7 +17,7 @@ from fleetplane.manifests.expressions import ExprError, compile_condition
 from fleetplane.skills.errors import SkillError
 from fleetplane.skills.evalcases import EXPECTATION_NAMES, EvalCase, EvalSuite
 from fleetplane.skills.loaded import LoadedSkill, SkillContext
-from fleetplane.skills.schema import shown
+from fleetplane.skills.schema import json_equal, shown
 
 ContextFactory = Callable[[str, str], SkillContext]  # (run id, case id) -> the context of one case
 
@@ -102,7 +102,7 @@ async def _run_case(skill: LoadedSkill, case: EvalCase, ctx: SkillContext) -> Ca
 
 def _compare(expected: dict[str, Any], output: dict[str, Any], match: str) -> str | None:
     if match == "exact":
-        return None if _equal(expected, output) else f"expected {shown(expected)}, found {shown(output)}"
+        return None if json_equal(expected, output) else f"expected {shown(expected)}, found {shown(output)}"
     return (
         None
         if _contains(output, expected)
@@ -118,17 +118,6 @@ def _expect(text: str, input: dict[str, Any], output: dict[str, Any]) -> str | N
     return None if ok else f"expectation {text!r} does not hold"
 
 
-def _equal(a: Any, b: Any) -> bool:
-    # JSON equality: true is not 1, and 1 equals 1.0.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def _contains(actual: Any, expected: Any) -> bool:
     """Every expected key present and contained, a string within the string, every list item within."""
     if isinstance(expected, dict):
@@ -139,4 +128,4 @@ def _contains(actual: Any, expected: Any) -> bool:
         return isinstance(actual, list) and all(any(_contains(a, e) for a in actual) for e in expected)
     if isinstance(expected, str):
         return isinstance(actual, str) and expected in actual
-    return _equal(expected, actual)
+    return json_equal(expected, actual)

@@ -163,9 +163,9 @@ def _check(value: Any, schema: Any, loc: Loc) -> Iterator[Violation]:
         if not any(_has_type(value, n) for n in names):
             yield Violation(loc, f"expected {' or '.join(_a(n) for n in names)}, found {shown(value)}")
             return
-    if "const" in schema and not _equal(value, schema["const"]):
+    if "const" in schema and not json_equal(value, schema["const"]):
         yield Violation(loc, f"expected {shown(schema['const'])}, found {shown(value)}")
-    if "enum" in schema and not any(_equal(value, option) for option in schema["enum"]):
+    if "enum" in schema and not any(json_equal(value, option) for option in schema["enum"]):
         options = ", ".join(shown(o) for o in schema["enum"])
         yield Violation(loc, f"expected one of {options}, found {shown(value)}")
     yield from _bounds(value, schema, loc)
@@ -234,14 +234,18 @@ def _array(value: list[Any] | tuple[Any, ...], schema: Mapping[str, Any], loc: L
     if schema.get("uniqueItems"):
         seen: list[Any] = []
         for item in value:
-            if any(_equal(item, s) for s in seen):
+            if any(json_equal(item, s) for s in seen):
                 yield Violation(loc, f"expected unique items, found {shown(item)} twice")
                 break
             seen.append(item)
 
 
-def _equal(a: Any, b: Any) -> bool:
-    # JSON equality: true is not 1, and 1 equals 1.0.
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1, 1 equals 1.0, and mappings and lists compare item by item."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
