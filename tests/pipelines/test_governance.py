@@ -222,3 +222,29 @@ async def test_an_interrupted_at_most_once_step_waits_for_a_person(deps: Deps, m
     assert done.status == "succeeded"
     assert await read_output(deps.store, done.output_digest) == {"refunded": 10}
     assert effects_log() == []  # never executed by the engine: the person said it happened
+
+
+async def test_a_retry_guardrail_runs_a_rerunnable_step_again_and_blocks_an_at_most_once_one(
+    deps: Deps, make_plan: Any
+) -> None:
+    retried = make_plan("""
+    metadata: {name: retried}
+    spec:
+      execute: [{id: f, skill: flaky@*, input: {fail_times: 0}}]
+      validate: [{name: second, step: f, assert: "output.attempt >= 2", onFail: retry}]
+    """)
+    ok = await run_to_end(deps, retried, {})
+    assert ok.status == "succeeded"
+    assert [e["attempt"] for e in effects_log()] == [1, 2]
+    once = make_plan("""
+    metadata: {name: once-checked}
+    spec:
+      execute: [{id: r, skill: refund@*, input: {amount: 10}}]
+      validate: [{name: never, step: r, assert: "output.refunded > 100", onFail: retry}]
+    """)
+    blocked = await run_to_end(deps, once, {})
+    assert (blocked.status, blocked.error) == (
+        "failed",
+        "guardrail never blocked r: assert: output.refunded > 100 is false",
+    )
+    assert len([e for e in effects_log() if e["skill"] == "refund"]) == 1

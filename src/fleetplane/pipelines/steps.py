@@ -40,6 +40,12 @@ def _may_rerun(skill: LoadedSkillLike) -> bool:
     return effects.kind in ("pure", "read") or (effects.idempotent and not effects.at_most_once)
 
 
+async def rerunnable(ctx: RunContext, lock_key: str) -> bool:
+    """Whether the skill pinned under `lock_key` may run twice (a guardrail's `retry` needs that)."""
+    pinned = ctx.run.lock.get(lock_key)
+    return pinned is not None and _may_rerun(await ctx.catalog.load(make_ref(pinned)))
+
+
 async def run_skill(
     ctx: RunContext,
     step_key: str,

@@ -17,7 +17,7 @@ from fleetplane.pipelines.context import RunContext
 from fleetplane.pipelines.gates import gate
 from fleetplane.pipelines.outcomes import RunFailed
 from fleetplane.pipelines.stages import condition
-from fleetplane.pipelines.steps import run_skill
+from fleetplane.pipelines.steps import rerunnable, run_skill
 
 
 async def walk_steps(ctx: RunContext, scope: dict[str, Any]) -> None:
@@ -71,6 +71,10 @@ async def _one(ctx: RunContext, step: Step, key: str, scope: dict[str, Any], ind
     await guard(ctx, ctx.plan.checks(step.id, "before"), args, {**scope, "args": args}, where=key)
     lock_key = step.skill if step.skill != ROUTED else scope["route"]["skill"]
     attempt = 1
+    # A guardrail's `retry` runs the step again only when its effect allows; otherwise it blocks.
+    may_retry = any(c.on_fail == "retry" for c in ctx.plan.checks(step.id)) and await rerunnable(
+        ctx, lock_key
+    )
     while True:
         output = await run_skill(ctx, key, lock_key=lock_key, args=args, step_id=step.id, index=index)
         checked = {**scope, "args": args, "output": output}
@@ -82,14 +86,14 @@ async def _one(ctx: RunContext, step: Step, key: str, scope: dict[str, Any], ind
                 checked,
                 where=key,
                 attempt=attempt,
-                may_retry=True,
+                may_retry=may_retry,
             )
         except RetryStep as retry:
             # The output failed its check: mark it so the step runs again instead of replaying it.
             await ctx.journal.record(
                 key, "failed", node=step.id, kind="step", now=ctx.now(), error=str(retry)
             )
-            ctx.entries.pop(key, None)
+            ctx.entries[key] = (await ctx.journal.entries())[key]  # the attempt count goes on
             attempt += 1
             continue
         return output
