@@ -111,8 +111,17 @@ def test_a_prompt_template_is_checked(skill_copy: Callable[..., Path]) -> None:
     folder = skill_copy("classify-ticket")
     edit(folder / "skill.yaml", "{% endif %}", "{% end %}")
     assert problems(folder) == [
-        "classify-ticket/skill.yaml:6:15: entrypoint.prompt.template: template line 5, column 3: unknown or "
-        "misplaced tag '{% end %}' (tags: if, elif, else, endif, for, endfor)"
+        "classify-ticket/skill.yaml:11:9: entrypoint.prompt.template: unknown or misplaced tag '{% end %}' "
+        "(tags: if, elif, else, endif, for, endfor)"
+    ]
+
+
+def test_a_template_fault_in_a_quoted_string_names_its_line_within(skill_copy: Callable[..., Path]) -> None:
+    folder = skill_copy("classify-ticket")
+    edit(folder / "skill.yaml", 'system: "You label', 'system: "{{ input.__class__ }} You label')
+    assert problems(folder) == [
+        "classify-ticket/skill.yaml:5:13: entrypoint.prompt.system: template line 1, column 10: the field "
+        "'__class__' is not allowed (fields starting with '_' are private)"
     ]
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from fleetplane.manifests.errors import ManifestError
+from fleetplane.manifests.errors import ManifestError, render_path
 from fleetplane.manifests.expressions import ExprError, compile_condition
 from fleetplane.manifests.source import read_yaml
-from fleetplane.manifests.templates import compile_block_template
+from fleetplane.manifests.templates import TemplateError, compile_block_template
 from fleetplane.skills.checks import Checker, Loc
 from fleetplane.skills.contract import (
     APPROVALS,
@@ -150,10 +150,35 @@ def _entrypoint(check: Checker, folder: Path) -> Entrypoint | None:
         if text is not None:
             try:
                 compile_block_template(text, TEMPLATE_NAMES)
+            except TemplateError as exc:
+                _template_error(check, (*at, key), exc)
+                return None
             except ExprError as exc:
                 check.add((*at, key), problem=f"template {exc}", show=False)
                 return None
     return PromptEntry(template, model, system) if template and model else None
+
+
+def _template_error(check: Checker, loc: Loc, exc: TemplateError) -> None:
+    """A template fault at its own line of skill.yaml when the template is a literal block (`|`), whose
+    lines are the file's lines; else at the field, with the line within the template."""
+    at = check.doc.locate(loc)
+    try:
+        lines = check.doc.path.read_text("utf-8-sig").split("\n")
+    except OSError:
+        lines = []
+    head = lines[at.line - 1][at.column - 1 :] if at.line <= len(lines) else ""
+    target = at.line + exc.line
+    if head.startswith("|") and target <= len(lines):
+        first = lines[at.line] if at.line < len(lines) else ""
+        indent = len(first) - len(first.lstrip(" "))
+        check.problems.append(
+            ManifestError(
+                check.doc.file, target, indent + exc.column, path=render_path(loc), problem=exc.message
+            )
+        )
+        return
+    check.add(loc, problem=f"template {exc}", show=False)
 
 
 def check_target(check: Checker, loc: Loc, folder: Path) -> str | None:
