@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rich.table import Table
 
-from fleetplane.cli.common import console, format_time
+from fleetplane.cli.common import console
 from fleetplane.evals.gate import GateReport
 from fleetplane.evals.results import Run
 
@@ -54,12 +56,17 @@ def print_compare(
     a: Run, b: Run, report: GateReport, flips: list[tuple[str, str, bool | None, bool | None]]
 ) -> None:
     table = Table(title=f"{a.suite}: {a.id[:12]} ({a.target}) -> {b.id[:12]} ({b.target})")
-    for column in ("dimension", "metric", "A", "B", "B - A", "95% CI", "method", "cases"):
+    for column in ("dimension", "metric", "A", "B", "B - A", "95% CI", "verdict", "method", "cases"):
         table.add_column(column, justify="left" if column in ("dimension", "metric", "method") else "right")
     for v in report.dimensions:
+        # The report orients every difference so that negative is worse; shown here as the plain B - A.
+        sign = -1.0 if v.goal == "minimize" else 1.0
+        low, high = sorted((sign * v.ci_low, sign * v.ci_high))
+        verdict = "worse" if v.ci_high < 0 else "better" if v.ci_low > 0 else "same"
         table.add_row(
-            v.dimension, v.metric, f"{v.baseline:.4g}", f"{v.candidate:.4g}", f"{v.delta:+.4g}",
-            f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]", v.method, str(v.cases),
+            v.dimension + (" (minimize)" if v.goal == "minimize" else ""), v.metric, f"{v.baseline:.4g}",
+            f"{v.candidate:.4g}", f"{sign * v.delta:+.4g}", f"[{low:+.4g}, {high:+.4g}]", verdict, v.method,
+            str(v.cases),
         )  # fmt: skip
     console.print(table)
     for dimension, case, x, y in flips[:20]:
@@ -80,9 +87,21 @@ def print_gate(report: GateReport) -> None:
     console.print(f"gate: {report.decision} (seed {report.seed}, {report.resamples} resamples)", markup=False)
 
 
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%m-%d %H:%M")
+
+
 def print_history(suite: str, runs: list[Run]) -> None:
-    names = list(dict.fromkeys(n for r in runs for n in ((r.summary or {}).get("dimensions") or {})))
-    table = Table(title=f"{suite}: {len(runs)} runs")
+    # 0-1 dimensions get a column each; cost and latency are in the last two.
+    names = list(
+        dict.fromkeys(
+            n
+            for r in runs
+            for n, d in ((r.summary or {}).get("dimensions") or {}).items()
+            if d.get("unit") != "raw"
+        )
+    )
+    table = Table(title=f"{suite}: {len(runs)} runs (times in UTC)")
     for column in ("started", "run", "target", "trigger", "status", "score", *names, "cost $", "p50 ms"):
         table.add_column(
             column, justify="left" if column in ("started", "run", "target", "trigger", "status") else "right"
@@ -99,7 +118,7 @@ def print_history(suite: str, runs: list[Run]) -> None:
         target = summary.get("target", {})
         score = summary.get("score")
         table.add_row(
-            format_time(r.started_at), r.id[:12], r.target, r.trigger, r.status,
+            _when(r.started_at), r.id[:8], r.target, r.trigger, r.status,
             "-" if score is None else f"{score:.3f}", *cells,
             "-" if target.get("cost_usd") is None else f"{target['cost_usd']:.6f}",
             "-" if target.get("latency_ms_p50") is None else f"{target['latency_ms_p50']:.0f}",
