@@ -8,9 +8,10 @@ from typing import Any
 from rich.table import Table
 
 from fleetplane.cli.common import console, format_time
+from fleetplane.skills.channels import Channel
 from fleetplane.skills.evalrun import EvalReport
 from fleetplane.skills.outdated import Update
-from fleetplane.skills.registry import Channel, PublishedVersion
+from fleetplane.skills.registry import PublishedVersion
 
 
 def _short(digest: str) -> str:

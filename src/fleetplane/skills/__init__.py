@@ -8,8 +8,9 @@ What this wing owns:
   envelope, ed25519), `trust` (the trust file: keys, what each may sign, revocations);
 - running: `loaded` (one verified skill: `invoke`, `reconcile`), `pyloader` (scripts imported from the
   verified bytes), `prompt` (prompt templates through the gateway over HTTP), `evalrun` (scoring a suite);
-- the registry: `blobs` (content-addressed archives under `.fleetplane/`), `registry` (publish, promote,
-  canary, rollback, the signing policy; audited), `gate` (the eval gate on promote, a Protocol),
+- the registry: `blobs` (content-addressed archives under `.fleetplane/`), `channels` (what serves each
+  skill, the promotion history), `registry` (publish, promote, canary, rollback, the signing policy;
+  audited), `gate` (the eval gate on promote, a Protocol),
   `catalog` (`SkillCatalog`: resolve a name and constraint to a pinned ref, load it verified), `lock`
   (lock files), `outdated`.
 

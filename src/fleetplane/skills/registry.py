@@ -12,7 +12,6 @@ what serves each skill, and the signing policy. Every change is written to the a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fleetplane.skills.archive import pack
 from fleetplane.skills.blobs import BlobStore
+from fleetplane.skills.channels import Channel, ChannelStore
 from fleetplane.skills.contract import Contract, SkillRef, from_json, to_json
 from fleetplane.skills.errors import SkillError
 from fleetplane.skills.evalrun import ContextFactory, EvalReport, run_suite
@@ -34,7 +34,7 @@ from fleetplane.skills.verify import VerifiedArchive, verify_archive
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.store.audit import AuditLog
 from fleetplane.store.db import Store
-from fleetplane.store.skill_tables import skill_channels, skill_promotions, skill_settings, skill_versions
+from fleetplane.store.skill_tables import skill_settings, skill_versions
 from fleetplane.store.url import home as default_home
 
 REQUIRE_SIGNED = "require_signed"
@@ -62,19 +62,6 @@ class PublishedVersion:
 
 
 @dataclass(frozen=True)
-class Channel:
-    name: str
-    version: str
-    digest: str
-    previous_version: str | None
-    canary_version: str | None
-    canary_percent: int
-    generation: int
-    updated_at: float
-    updated_by: str
-
-
-@dataclass(frozen=True)
 class Promotion:
     channel: Channel
     decision: GateDecision
@@ -95,11 +82,6 @@ def _published(row: Any) -> PublishedVersion:
         m["published_at"],
         m["published_by"],
     )
-
-
-def _channel(row: Any) -> Channel:
-    m = row._mapping
-    return Channel(**{k: m[k] for k in Channel.__dataclass_fields__})
 
 
 def read_source(path: Path) -> bytes:
@@ -130,6 +112,7 @@ class SkillRegistry:
         self.trust = trust
         self.clock = clock
         self.audit = AuditLog(store)
+        self.serving = ChannelStore(store)
 
     # --- the signing policy ---------------------------------------------------------------------------
 
@@ -254,21 +237,13 @@ class SkillRegistry:
         return sorted(found, key=lambda p: p.name)  # stable: newest first within each name
 
     async def channel(self, name: str) -> Channel | None:
-        async with self.store.engine.connect() as conn:
-            row = (await conn.execute(select(skill_channels).where(skill_channels.c.name == name))).first()
-        return _channel(row) if row is not None else None
+        return await self.serving.read(name)
 
     async def channels(self) -> dict[str, Channel]:
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(select(skill_channels))).all()
-        return {c.name: c for c in map(_channel, rows)}
+        return await self.serving.all()
 
     async def history(self, name: str) -> list[dict[str, Any]]:
-        query = (
-            select(skill_promotions).where(skill_promotions.c.name == name).order_by(skill_promotions.c.id)
-        )
-        async with self.store.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        return await self.serving.history(name)
 
     async def load(self, ref: SkillRef, *, require_signed: bool = False) -> LoadedSkill:
         """Read the archive back, re-hash it and verify it again, under the policy in force now."""
@@ -357,8 +332,8 @@ class SkillRegistry:
                 "canary_percent": 0,
             }
             action = "promote"
-        await self._write_channel(name, before, values, now, actor)
-        await self._record(name, action, version, from_version, canary or 0, reason, now, actor)
+        await self.serving.write(name, before, values, now, actor)
+        await self.serving.record(name, action, version, from_version, canary or 0, reason, now, actor)
         await self.audit.append(
             "skill.promote",
             f"{name}@{version}",
@@ -391,9 +366,9 @@ class SkillRegistry:
             target, dropped = previous.version, before.version
         else:
             raise SkillError("invalid", f"{name}@{before.version} has no earlier version to roll back to")
-        await self._write_channel(name, before, values, now, actor)
+        await self.serving.write(name, before, values, now, actor)
         why = reason or f"rolled back from {dropped}"
-        await self._record(name, "rollback", target, dropped, 0, why, now, actor)
+        await self.serving.record(name, "rollback", target, dropped, 0, why, now, actor)
         await self.audit.append(
             "skill.rollback",
             f"{name}@{target}",
@@ -404,34 +379,3 @@ class SkillRegistry:
         channel = await self.channel(name)
         assert channel is not None
         return channel
-
-    async def _write_channel(
-        self, name: str, before: Channel | None, values: Mapping[str, Any], now: float, actor: str
-    ) -> None:
-        stamp = {"updated_at": now, "updated_by": actor}
-        async with self.store.engine.begin() as conn:
-            if before is None:
-                await conn.execute(skill_channels.insert().values(name=name, generation=1, **values, **stamp))
-                return
-            # Compare-and-set on the generation: two promotions racing cannot both win.
-            moved = await conn.execute(
-                update(skill_channels)
-                .where(skill_channels.c.name == name, skill_channels.c.generation == before.generation)
-                .values(generation=before.generation + 1, **values, **stamp)
-            )
-            if not moved.rowcount:
-                raise SkillError(
-                    "invalid", f"{name} was promoted or rolled back by someone else meanwhile: try again"
-                )
-
-    async def _record(
-        self, name: str, action: str, version: str, from_version: str | None, percent: int, reason: str,
-        at: float, actor: str,
-    ) -> None:  # fmt: skip
-        async with self.store.engine.begin() as conn:
-            await conn.execute(
-                skill_promotions.insert().values(
-                    name=name, action=action, version=version, from_version=from_version,
-                    canary_percent=percent, reason=reason[:1024], at=at, actor=actor,
-                )
-            )  # fmt: skip
