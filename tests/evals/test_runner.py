@@ -74,9 +74,9 @@ async def _runs(tmp_path: Path, database_url: str) -> tuple[Any, Any, RunReposit
     return good, bad, repo, store
 
 
-def test_a_run_stores_every_case_epoch_and_dimension(tmp_path: Path, sqlite_url: str) -> None:
+def test_a_run_stores_every_case_epoch_and_dimension(tmp_path: Path, database_url: str) -> None:
     async def scenario() -> None:
-        good, bad, repo, store = await _runs(tmp_path, sqlite_url)
+        good, bad, repo, store = await _runs(tmp_path, database_url)
         try:
             assert (good.status, good.epochs, good.cases, good.target) == (
                 "done",
