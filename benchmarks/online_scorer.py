@@ -213,7 +213,7 @@ async def throughput(items: int) -> dict[str, float]:
                 parent_span_id=None,
                 name="chat fast",
                 kind="client",
-                start_ns=now_ns - 10_000_000 + i,
+                start_ns=now_ns - 10_000_000_000 + i * 1000,
                 end_ns=now_ns,
                 status_code="unset",
                 operation="chat",

@@ -40,6 +40,7 @@ from fleetplane.telemetry.usagequery import SampledSpan
 log = logging.getLogger("fleetplane.evals")
 
 NS = 1_000_000_000
+FLOAT_SLACK_NS = 512
 INFERENCE = frozenset(str(op) for op in sc.INFERENCE_OPERATIONS)
 GUARDRAIL_ERRORS = ("guardrail", "content_filter")
 JUDGE_REVIEW_FLAGS = frozenset({"judge-uncertain", "order-disagreement"})
@@ -130,7 +131,9 @@ class OnlineEvaluator:
         since = self._read_from_ns
         newest_seen = since
         while True:
-            page = await self.spans.sample(rate=1.0, since=since / NS, limit=self.batch)
+            # `since` goes to the query as float seconds (~240 ns resolution today): ask from a little
+            # earlier so no span at the boundary is skipped; those already seen are skipped below.
+            page = await self.spans.sample(rate=1.0, since=(since - FLOAT_SLACK_NS) / NS, limit=self.batch)
             fresh = [p for p in page if (p.span.trace_id, p.span.span_id) not in self._seen]
             for p in page:
                 self._seen[(p.span.trace_id, p.span.span_id)] = p.span.start_ns
@@ -156,9 +159,17 @@ class OnlineEvaluator:
         if not candidates:
             return
         now = self.clock()
-        rows = []
+        negative = await self.items.negative_feedback(item.span.trace_id for item, _, _ in candidates)
+        rows: list[dict[str, Any]] = []
+        scored: dict[tuple[str, str], list[ScoreRow]] = {}
         for item, rule, subject in candidates:
+            # Scored before the claim: one insert then carries the verdict, and a span another replica
+            # claimed first costs only these microseconds of CPU.
             span = item.span
+            key = (span.trace_id, span.span_id)
+            scores, flags = await self._cheap(item, subject, span.trace_id in negative)
+            scored[key] = scores
+            sampled = rule.samples(span.trace_id)
             rows.append(
                 {
                     "trace_id": span.trace_id,
@@ -172,31 +183,35 @@ class OnlineEvaluator:
                     "prompt_version": span.prompt_version,
                     "input_digest": subject.input_digest(),
                     "sample_u": sample_fraction(span.trace_id),
-                    "sampled": rule.samples(span.trace_id),
-                    "flags": [],
-                    "judge_status": "none",
+                    "sampled": sampled,
+                    "flags": sorted(flags),
+                    "judge_status": "due" if (sampled or flags) and self.judge is not None else "none",
                     "judge_error": None,
                     "subject": subject.as_json(),
                 }
             )
         taken = await self.items.claim(rows)
         result.taken += len(taken)
-        negative = await self.items.negative_feedback(t for t, _ in taken)
-        for (item, rule, subject), row in zip(candidates, rows, strict=True):
+        kept = [score for key, scores in scored.items() if key in taken for score in scores]
+        await self.items.add_scores(kept)
+        result.cheap_scores += len(kept)
+        for row in rows:
             key = (row["trace_id"], row["span_id"])
-            if key in taken:
-                await self._score_cheap(item, rule, subject, row, key[0] in negative, result)
+            if key not in taken:
+                continue
+            self._export(scored[key], row["model"])
+            subject = Subject.from_json(row["subject"])
+            if row["judge_status"] == "none" and row["flags"]:
+                result.reviewed += await self._review(*key, "flagged", row["flags"], subject)
+            if self.audit_rate and audit_fraction(row["trace_id"]) < self.audit_rate:
+                result.reviewed += await self._review(*key, "audit", ["audit"], subject)
 
-    async def _score_cheap(
-        self,
-        item: SampledSpan,
-        rule: SamplingRule,
-        subject: Subject,
-        row: dict[str, Any],
-        feedback: bool,
-        result: PollResult,
-    ) -> None:
+    async def _cheap(
+        self, item: SampledSpan, subject: Subject, feedback: bool
+    ) -> tuple[list[ScoreRow], set[str]]:
+        """Every cheap scorer on one span, and the flags that send it to the judge."""
         sample = sample_of(item, subject)
+        key = {"trace_id": item.span.trace_id, "span_id": item.span.span_id}
         flags: set[str] = set()
         scored: list[ScoreRow] = []
         for cheap in self.cheap:
@@ -205,30 +220,19 @@ class OnlineEvaluator:
             except Exception as exc:  # one broken scorer must not stop the others
                 log.warning("online scorer %s failed on %s: %s", cheap.name, sample.case_id, exc)
                 continue
-            scored.append(self._row(row, cheap, score))
+            scored.append(self._row(key, cheap, score))
             flags.update(score.flags)
             if score.unit == "ratio" and score.value < self.flag_below:
                 flags.add("low-score")
         if subject.finish_reason == "length":
             flags.add("finish-length")
-        if subject.error_type and subject.error_type.startswith(GUARDRAIL_ERRORS):
-            flags.add("guardrail")
-        if subject.finish_reason == "content_filter":
+        if (subject.error_type or "").startswith(
+            GUARDRAIL_ERRORS
+        ) or subject.finish_reason == "content_filter":
             flags.add("guardrail")
         if feedback:
             flags.add("user-feedback")
-        await self.items.add_scores(scored)
-        self._export(scored, row["model"])
-        result.cheap_scores += len(scored)
-        wants_judge = row["sampled"] or bool(flags)
-        status = "due" if wants_judge and self.judge is not None else "none"
-        await self.items.update(row["trace_id"], row["span_id"], flags=sorted(flags), judge_status=status)
-        if status == "none" and flags:
-            result.reviewed += await self._review(row["trace_id"], row["span_id"], "flagged", flags, subject)
-        if self.audit_rate and audit_fraction(row["trace_id"]) < self.audit_rate:
-            result.reviewed += await self._review(
-                row["trace_id"], row["span_id"], "audit", ["audit"], subject
-            )
+        return scored, flags
 
     async def _judge_due(self, result: PollResult) -> None:
         if self.judge is None:
