@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetplane import __version__
+from fleetplane.evals.online.service import EvalsService
 from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
 from fleetplane.pipelines.service import PipelineService
@@ -94,7 +95,10 @@ class AdminGuard:
 
 
 def build_app(
-    runtime: GatewayRuntime, backend: Backend | None = None, pipelines: PipelineService | None = None
+    runtime: GatewayRuntime,
+    backend: Backend | None = None,
+    evals: EvalsService | None = None,
+    pipelines: PipelineService | None = None,
 ) -> ASGIApp:
     """The server: the gateway and its admin API, and — with a telemetry backend — the OTLP receiver
     (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`."""
@@ -112,6 +116,8 @@ def build_app(
         if backend is not None:
             await backend.start()
         await runtime.start()
+        if evals is not None:  # the online evaluator scores stored spans, after the fact
+            await evals.start()
         if pipelines is not None:  # its worker and scheduler; runs call models through the gateway
             await pipelines.start()
         try:
@@ -119,6 +125,8 @@ def build_app(
         finally:
             if pipelines is not None:
                 await pipelines.stop()
+            if evals is not None:
+                await evals.stop()
             await runtime.stop()
             if backend is not None:
                 await backend.stop()
@@ -129,6 +137,7 @@ def build_app(
         Route("/admin/ready", ready, methods=["GET"]),
         *admin_routes(runtime),
         *(backend.routes() if backend is not None else []),
+        *(evals.routes() if evals is not None else []),
         *(pipelines.routes() if pipelines is not None else []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
