@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/gateway_overhead.py                   # 200 req/s, 30 s per run
     .venv/bin/python benchmarks/gateway_overhead.py --repeat 2 --py-spy
+    .venv/bin/python benchmarks/gateway_overhead.py --profiles passthrough --telemetry on,off --repeat 2
 
 The simulator runs as its own process (SimProcess) and the gateway as one or more others (`fleetplane up
 DIR`, benchmarks/servers.py), its Providers pointing at that same simulator. For every profile and mode
@@ -11,6 +12,10 @@ its replicas); the overhead is gateway latency minus direct latency at each perc
 the Redis server come from /proc/PID/stat and Redis' INFO cpu over the measured window (the warm-up
 excluded). Results: a table here, JSON and a markdown snippet under benchmarks/results/.
 
+`--telemetry on,off` runs every profile twice side by side: one set of gateways with telemetry (spans,
+metrics, the span store: the default of `fleetplane up`) and one without (`FLEETPLANE_TELEMETRY=false`),
+both up at once, the direct run and the two gateway runs interleaved within each repetition.
+
 A profile is a fleet variant (benchmarks/fleets.py), a topology (replicas, in-process or Redis state,
 SQLite or Postgres ledger) and its target: adding one is one entry in PROFILES.
 """
@@ -18,6 +23,8 @@ SQLite or Postgres ledger) and its target: adding one is one entry in PROFILES.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -39,7 +46,7 @@ from common import (
     thread_cpu_seconds,
     write_result,
 )
-from overhead_report import Target, markdown, print_table, summarize
+from overhead_report import TELEMETRY_OFF, TELEMETRY_TARGET, Target, markdown, print_table, summarize
 from servers import Gateways, Topology
 
 from fleetplane.sim.load import LoadSpec, Phase, run
@@ -47,6 +54,8 @@ from fleetplane.sim.process import SimProcess
 
 MODEL = "bench-chat"
 MODES: dict[str, bool] = {"plain": False, "stream": True}
+# `fleetplane up`'s telemetry switch (--telemetry/--no-telemetry) per --telemetry setting.
+TELEMETRY: dict[str, str] = {"on": "true", "off": "false"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class Settings:
     modes: list[str]
     profiles: list[str]
     py_spy: bool
+    telemetry: list[str]
 
 
 def sim_config(upstream_ms: float) -> dict[str, Any]:
@@ -161,11 +171,19 @@ def measure(spec: LoadSpec, gateways: Gateways, sim_pid: int | None) -> dict[str
             if redis is not None:
                 calls.append(redis.command_calls())
 
-    result = run(spec, on_phase=on_phase)
+    loads: list[float] = []
+
+    def on_phase_and_load(phase: Phase) -> None:
+        if phase in ("measure", "done"):
+            loads.append(os.getloadavg()[0])  # the machine is shared: what else was running
+        on_phase(phase)
+
+    result = run(spec, on_phase=on_phase_and_load)
     used = dict(window.used)
     used["gateway"] = sum(v for k, v in used.items() if k.startswith("gateway-"))
     per_1k = {name: value / result.requests * 1000 for name, value in used.items()}
     data: dict[str, Any] = {"result": result.to_json(), "cpu_s": used, "cpu_s_per_1k": per_1k}
+    data["load_average_1m"] = loads  # at the start and at the end of the measured window
     if len(threads) == 2:
         # Which of the gateways' threads did the work: the event loops, or helpers such as aiosqlite's.
         loop = other = 0.0
@@ -192,52 +210,88 @@ def _line(label: str, run_data: dict[str, Any]) -> str:
     return f"  {label:<34} {result['ok']:>6} ok, {errors}; p50/p90/p99 {p} ms"
 
 
+def variant_name(profile: Profile, telemetry: str) -> str:
+    return profile.name + (TELEMETRY_OFF if telemetry == "off" else "")
+
+
 def run_profile(
     settings: Settings, profile: Profile, sim: SimProcess, workdir: Path, logs: Path
 ) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     profiled: dict[str, Any] = {}
+    saved: list[Path] = []
     params = fleets.FleetParams(upstream_url=sim.base_url + "/v1", model=MODEL)
-    with Gateways(profile.fleet, params, profile.topology, workdir, env=profile.env) as gateways:
-        rtt = gateways.redis.round_trip_ms() if gateways.redis is not None else None
-        if rtt is not None:
-            print(f"  {profile.name}: Redis PING round trip p50 {rtt['p50']:.3f} ms, p99 {rtt['p99']:.3f} ms")
+    with contextlib.ExitStack() as stack:
+        # One set of gateways per telemetry setting, all up at once so their runs can interleave (an idle
+        # set costs next to nothing: config and key polling).
+        sets: dict[str, Gateways] = {}
+        for telemetry in settings.telemetry:
+            env = {**profile.env, "FLEETPLANE_TELEMETRY": TELEMETRY[telemetry]}
+            home = workdir / f"telemetry-{telemetry}"
+            home.mkdir()
+            sets[telemetry] = stack.enter_context(
+                Gateways(profile.fleet, params, profile.topology, home, env=env)
+            )
+        rtts: dict[str, dict[str, float]] = {}
+        for telemetry, gateways in sets.items():
+            if gateways.redis is not None:
+                rtts[telemetry] = rtt = gateways.redis.round_trip_ms()
+                name = variant_name(profile, telemetry)
+                print(f"  {name}: Redis PING round trip p50 {rtt['p50']:.3f} ms, p99 {rtt['p99']:.3f} ms")
+        names = [variant_name(profile, t) for t in sets]
         for rep in range(settings.repeat):
             for mode in settings.modes:
-                targets = [("direct", [sim.base_url + "/v1"], None), ("gateway", gateways.urls, gateways.key)]
+                targets: list[tuple[str, str | None]] = [("direct", None)] + [("gateway", t) for t in sets]
                 # Alternate which target goes first, so a drift of the machine does not favour one.
-                for target, urls, key in targets if rep % 2 == 0 else targets[::-1]:
+                for target, setting in targets if rep % 2 == 0 else targets[::-1]:
+                    if setting is None:
+                        urls, key, gateways = [sim.base_url + "/v1"], None, next(iter(sets.values()))
+                    else:
+                        gateways = sets[setting]
+                        urls, key = gateways.urls, gateways.key
                     spec = load_spec(settings, urls, stream=MODES[mode], key=key)
                     data = measure(spec, gateways, sim.pid)
-                    data.update(profile=profile.name, mode=mode, target=target, repetition=rep + 1)
-                    if rtt is not None:
-                        data["redis_rtt_ms"] = rtt
-                    if target == "gateway":
+                    data.update(mode=mode, target=target, repetition=rep + 1)
+                    if setting is not None:
+                        data["profile"] = variant_name(profile, setting)
+                        data["telemetry"] = setting
+                        if setting in rtts:
+                            data["redis_rtt_ms"] = rtts[setting]
                         # Per replica: the largest.
                         memory = [memory_mb(r.pid) for r in gateways.replicas]
                         data["gateway_memory_mb"] = {k: max(m[k] for m in memory) for k in memory[0]}
-                    runs.append(data)
-                    print(_line(f"{profile.name} {mode} {target} (run {rep + 1})", data), flush=True)
+                        runs.append(data)
+                        print(_line(f"{data['profile']} {mode} {target} (run {rep + 1})", data), flush=True)
+                    else:
+                        # One direct run serves every telemetry setting of this repetition.
+                        for name in names:
+                            runs.append({**data, "profile": name})
+                        print(_line(f"{profile.name} {mode} {target} (run {rep + 1})", data), flush=True)
         if settings.py_spy:
-            for mode in settings.modes:
-                profiled[mode] = _profile_run(settings, profile, gateways, mode, workdir)
-        saved = gateways.save_logs(logs)
+            for telemetry, gateways in sets.items():
+                name = variant_name(profile, telemetry)
+                for mode in settings.modes:
+                    profiled.setdefault(name, {})[mode] = _profile_run(
+                        settings, name, gateways, mode, workdir
+                    )
+        for telemetry, gateways in sets.items():
+            saved += gateways.save_logs(logs.with_name(f"{logs.name}-telemetry-{telemetry}"))
     return {"runs": runs, "py_spy": profiled, "gateway_logs": [str(p) for p in saved]}
 
 
 def _profile_run(
-    settings: Settings, profile: Profile, gateways: Gateways, mode: str, workdir: Path
+    settings: Settings, name: str, gateways: Gateways, mode: str, workdir: Path
 ) -> dict[str, Any]:
     """One more gateway run with py-spy sampling replica 1 (with several, it takes 1/n of the load); its
     latencies are not used (sampling perturbs them)."""
-    output = workdir / f"py-spy-{mode}.txt"
+    output = workdir / f"py-spy-{len(list(workdir.glob('py-spy-*')))}-{mode}.txt"
     sampler = pyspy.record(gateways.replicas[0].pid, settings.warmup + settings.duration, output)
     spec = load_spec(settings, gateways.urls, stream=MODES[mode], key=gateways.key)
     data = measure(spec, gateways, None)
     _, err = sampler.communicate()
     if sampler.returncode != 0 or not output.exists():
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
-    print(_line(f"{profile.name} {mode} gateway (py-spy)", data), flush=True)
+    print(_line(f"{name} {mode} gateway (py-spy)", data), flush=True)
     text = output.read_text()
     return {"run": data, "summary": pyspy.summarize(text), "raw": text}
 
@@ -255,14 +309,25 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     ids = ",".join(x.id for x in PROFILES)
     p.add_argument("--profiles", default=ids, help=f"comma-separated profile ids (default {ids})")
     p.add_argument("--py-spy", action="store_true", help="also profile the gateway with py-spy, per mode")
+    p.add_argument(
+        "--telemetry",
+        default="on",
+        help="comma-separated: on (spans, metrics, span store; the default), "
+        "off (FLEETPLANE_TELEMETRY=false); "
+        "on,off measures both side by side",
+    )
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
+    telemetry = list(dict.fromkeys(t for t in args.telemetry.split(",") if t))
     profiles = [n for n in args.profiles.split(",") if n]
     unknown = [m for m in modes if m not in MODES] + [
         n for n in profiles if n not in {x.id for x in PROFILES}
     ]
-    if unknown or args.repeat < 1:
-        p.error(f"unknown modes/profiles {unknown}" if unknown else "--repeat must be >= 1")
+    unknown += [t for t in telemetry if t not in TELEMETRY]
+    if unknown or args.repeat < 1 or not telemetry:
+        p.error(
+            f"unknown modes/profiles/telemetry {unknown}" if unknown else "--repeat and --telemetry needed"
+        )
     if args.py_spy and pyspy.available() is None:
         p.error("--py-spy needs py-spy: .venv/bin/pip install py-spy")
     return Settings(
@@ -276,6 +341,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         modes=modes,
         profiles=profiles,
         py_spy=args.py_spy,
+        telemetry=telemetry,
     )
 
 
@@ -290,9 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         "source": source(),
         "settings": settings.__dict__,
         "profiles": {
-            p.name: {"description": p.description, "topology": p.topology.describe(), "target": p.target.text}
+            variant_name(p, t): {
+                "description": p.description + ("" if t == "on" else "; telemetry off"),
+                "topology": p.topology.describe(),
+                "target": p.target.text if t == "on" else TELEMETRY_TARGET.text,
+            }
             for p in PROFILES
             if p.id in settings.profiles
+            for t in settings.telemetry
         },
         "runs": [],
         "py_spy": {},
@@ -307,8 +378,14 @@ def main(argv: list[str] | None = None) -> int:
                 data.setdefault("gateway_logs", {})[profile.name] = out["gateway_logs"]
             if out["py_spy"]:
                 data["py_spy"][profile.name] = out["py_spy"]
-    data["summary"] = summarize(data["runs"], {p.name: p.target for p in PROFILES})
-    ids = {p.name: p.id for p in PROFILES}
+    targets = {p.name: p.target for p in PROFILES}
+    targets |= {variant_name(p, "off"): TELEMETRY_TARGET for p in PROFILES}
+    data["summary"] = summarize(data["runs"], targets)
+    ids = {
+        variant_name(p, t): p.id + ("" if t == "on" else "-telemetry-off")
+        for p in PROFILES
+        for t in TELEMETRY
+    }
     for profile_name, modes in data["py_spy"].items():
         for mode, profiled in modes.items():
             raw = result_path(f"gateway_overhead-{ids[profile_name]}-{mode}-py-spy", started, "txt")

@@ -1,6 +1,7 @@
 """Turning the gateway overhead runs into numbers: overhead per percentile, CPU per 1,000 requests, the
-spread over repetitions, what each profile adds over `passthrough`, whether its target is met, a rich table
-and a markdown snippet for docs/benchmarks.md.
+spread over repetitions, what each profile adds over `passthrough`, what telemetry costs (a profile with
+telemetry on against the same profile with it off, paired run by run), whether its target is met, a rich
+table and a markdown snippet for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 QUANTILES = ("p50", "p90", "p99")
 BASELINE = "passthrough"  # what "added" is measured against: the same mode, the same invocation
+TELEMETRY_OFF = " (telemetry off)"  # a profile's name with this suffix: the same profile, telemetry off
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,17 @@ class Target:
     p99_ms: float | None = None  # overhead p99 at most
     added_p50_ms: float | None = None  # overhead p50 above passthrough's at most
     added_p50_rtt: float | None = None  # the same, in Redis round trips (PING p50 of the profile's Redis)
+    # On a "telemetry off" profile: what turning telemetry on costs, at most (gateway CPU per request as a
+    # ratio on / off, and p50 latency in ms), judged on the median of the run-by-run pairs.
+    telemetry_cpu_ratio: float | None = None
+    telemetry_p50_ms: float | None = None
+
+
+TELEMETRY_TARGET = Target(
+    text="telemetry on adds <= 10% gateway CPU per request and <= 0.2 ms p50",
+    telemetry_cpu_ratio=1.10,
+    telemetry_p50_ms=0.2,
+)
 
 
 def _spreads(values: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -138,6 +151,50 @@ def _judge(row: dict[str, Any], target: Target | None, baseline: dict[str, Any] 
     }
 
 
+Reps = Mapping[int, dict[str, dict[str, Any]]]
+
+
+def _telemetry_cost(on: Reps, off: Reps) -> dict[str, dict[str, float]] | None:
+    """Telemetry on minus off, per repetition (both gateway runs of a repetition ran next to each other,
+    against the same direct run), then their spread: p50/p99 latency in ms, gateway CPU ms per request,
+    and that CPU as a ratio on / off."""
+    cost: dict[str, list[float]] = defaultdict(list)
+    for rep, pair in off.items():
+        g_off, g_on = pair.get("gateway"), on.get(rep, {}).get("gateway")
+        if g_off is None or g_on is None:
+            continue
+        lat_on, lat_off = g_on["result"]["latency_ms"], g_off["result"]["latency_ms"]
+        if lat_on and lat_off:
+            cost["p50_ms"].append(lat_on["p50"] - lat_off["p50"])
+            cost["p99_ms"].append(lat_on["p99"] - lat_off["p99"])
+        cpu_on, cpu_off = g_on["cpu_s_per_1k"]["gateway"], g_off["cpu_s_per_1k"]["gateway"]
+        cost["cpu_ms_per_request"].append(cpu_on - cpu_off)
+        if cpu_off > 0:
+            cost["cpu_ratio"].append(cpu_on / cpu_off)
+    return _spreads(cost) or None
+
+
+def _judge_telemetry(row: dict[str, Any], target: Target | None) -> None:
+    cost = row.get("telemetry_cost")
+    if target is None or target.telemetry_cpu_ratio is None:
+        return
+    checks: dict[str, bool | None] = {"telemetry_cpu": None, "telemetry_p50": None}
+    every = False
+    if cost and "cpu_ratio" in cost and "p50_ms" in cost:
+        checks["telemetry_cpu"] = cost["cpu_ratio"]["median"] <= target.telemetry_cpu_ratio
+        checks["telemetry_p50"] = cost["p50_ms"]["median"] <= (target.telemetry_p50_ms or 0.0)
+        every = cost["cpu_ratio"]["max"] <= target.telemetry_cpu_ratio and cost["p50_ms"]["max"] <= (
+            target.telemetry_p50_ms or 0.0
+        )
+    known = [v for v in checks.values() if v is not None]
+    row["target"] = {
+        "text": target.text,
+        "checks": checks,
+        "met": None if len(known) < len(checks) else all(known),
+        "met_every_run": every,
+    }
+
+
 def summarize(runs: Sequence[dict[str, Any]], targets: Mapping[str, Target]) -> list[dict[str, Any]]:
     """One row per (profile, mode), in the order the runs came."""
     grouped: dict[tuple[str, str], dict[int, dict[str, dict[str, Any]]]] = defaultdict(
@@ -149,6 +206,17 @@ def summarize(runs: Sequence[dict[str, Any]], targets: Mapping[str, Target]) -> 
     baselines = {row["mode"]: row for row in rows if row["profile"] == BASELINE}
     for row in rows:
         row.update(_judge(row, targets.get(row["profile"]), baselines.get(row["mode"])))
+        loads = [
+            x
+            for reps in grouped[row["profile"], row["mode"]].values()
+            for r in reps.values()
+            for x in r.get("load_average_1m", [])
+        ]
+        row["load_average_1m"] = spread(loads) if loads else None
+        if row["profile"].endswith(TELEMETRY_OFF):
+            on = grouped.get((row["profile"].removesuffix(TELEMETRY_OFF), row["mode"]))
+            row["telemetry_cost"] = _telemetry_cost(on, grouped[row["profile"], row["mode"]]) if on else None
+            _judge_telemetry(row, targets.get(row["profile"]))
     return rows
 
 
@@ -180,10 +248,26 @@ def _added(row: dict[str, Any]) -> str:
     return text
 
 
+def _telemetry(row: dict[str, Any]) -> str:
+    cost = row.get("telemetry_cost")
+    if not cost:
+        return "-"
+    parts = []
+    if "cpu_ratio" in cost:
+        c = cost["cpu_ratio"]
+        parts.append(f"CPU x{c['median']:.3f} ({c['min']:.3f}..{c['max']:.3f})")
+    if "p50_ms" in cost:
+        c = cost["p50_ms"]
+        parts.append(f"p50 {c['median']:+.2f} ms ({c['min']:+.2f}..{c['max']:+.2f})")
+    return ", ".join(parts)
+
+
 def _met(row: dict[str, Any]) -> str:
     target = row["target"]
     if target["met"] is None:
-        return "not judged" if not target["checks"] else "needs passthrough"
+        if not target["checks"]:
+            return "not judged"
+        return "needs the telemetry-on run" if "telemetry_cpu" in target["checks"] else "needs passthrough"
     if not target["met"]:
         failed = [k for k, v in target["checks"].items() if v is False]
         return "no (" + ", ".join(failed) + ")"
@@ -198,12 +282,14 @@ def _columns() -> list[str]:
         "gateway p50 / p90 / p99 ms",
         "overhead p50 / p90 / p99 ms",
         "added over passthrough",
+        "telemetry on vs off (paired runs)",
         "gateway CPU s / 1k req (all replicas)",
         "Redis CPU s / 1k",
         "Redis calls / req",
         "sim CPU s / 1k",
         "load gen CPU s / 1k",
         "gateway RSS MB (per replica)",
+        "load avg 1 min",
         "errors",
         "target met",
     ]
@@ -219,12 +305,14 @@ def _cells(row: dict[str, Any]) -> list[str]:
         _triple(row["gateway_ms"]),
         _triple(row["overhead_ms"], ranged=True),
         _added(row),
+        _telemetry(row),
         _cell(cpu.get("gateway"), ranged=True, digits=3),
         _cell(cpu.get("redis"), ranged=True, digits=3),
         f"{sum(calls.values()):.1f}" if calls else "-",
         _cell(cpu.get("sim"), digits=3),
         _cell(cpu.get("load"), digits=3),
         _cell(row["gateway_memory_mb"].get("peak_rss"), digits=0),
+        _cell(row.get("load_average_1m"), ranged=True, digits=1),
         _errors(row),
         _met(row),
     ]

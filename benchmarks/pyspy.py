@@ -32,6 +32,7 @@ _AREAS: tuple[tuple[str, str], ...] = (
     ("fleetplane/store/", "fleetplane store (usage ledger)"),
     ("fleetplane/telemetry/", "fleetplane telemetry (tokens, cost)"),
     ("fleetplane/", "fleetplane other"),
+    ("opentelemetry/", "OpenTelemetry SDK (spans, metrics)"),
     ("starlette/", "starlette"),
     ("uvicorn/", "uvicorn (HTTP server)"),
     ("aiohttp/", "aiohttp (upstream client)"),
