@@ -195,3 +195,12 @@ async def test_an_eval_suite_scores_cases(gateway: FakeGateway) -> None:
     prompt = load_folder(FIXTURES / "classify-ticket")
     report = await run_suite(prompt, prompt.evals, default_context(gateway.url))
     assert (report.score, report.passed) == (1.0, True)
+
+
+def test_a_skill_as_a_function_calling_tool() -> None:
+    skill = load_folder(FIXTURES / "send-refund")
+    tool = skill.tool_definition()
+    assert tool["type"] == "function"
+    assert tool["function"]["name"] == "send-refund"
+    assert tool["function"]["description"].startswith("Refund an order through the payments provider.")
+    assert tool["function"]["parameters"] == skill.contract.input_schema

@@ -125,6 +125,15 @@ def test_a_template_fault_in_a_quoted_string_names_its_line_within(skill_copy: C
     ]
 
 
+def test_allowed_tools_must_have_approval_rules(skill_copy: Callable[..., Path]) -> None:
+    folder = skill_copy("send-refund")
+    edit(folder / "SKILL.md", "allowed-tools: payments.refund", "allowed-tools: payments.refund shell.exec")
+    assert problems(folder) == [
+        "send-refund/SKILL.md:6:16: allowed-tools: shell.exec is not declared in skill.yaml's tools; "
+        "expected each allowed tool listed under tools with its approval rule"
+    ]
+
+
 def test_unsupported_schema_keywords_are_refused(skill_copy: Callable[..., Path]) -> None:
     folder = skill_copy("summarize")
     edit(folder / "skill.yaml", "text: {type: string, minLength: 1}", "text: {$ref: '#/defs/text'}")

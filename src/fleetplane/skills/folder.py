@@ -67,6 +67,24 @@ def list_files(folder: Path) -> list[str]:
     return sorted(found)
 
 
+def _check_allowed_tools(
+    front: FrontMatter, contract: Contract, display: str, problems: list[ManifestError]
+) -> None:
+    """Every tool SKILL.md allows must be declared in skill.yaml, where its approval rule is: a tool
+    allowed with no rule would be called with no governance."""
+    declared = {t.name for t in contract.tools}
+    missing = [t for t in (front.allowed_tools or "").split() if t not in declared]
+    if missing:
+        line, column = front.allowed_tools_at
+        problems.append(
+            ManifestError(
+                display, line, column, path="allowed-tools",
+                problem=f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not declared in "
+                "skill.yaml's tools", expected="each allowed tool listed under tools with its approval rule",
+            )
+        )  # fmt: skip
+
+
 def _rel(folder: Path, path: Path) -> str:
     return f"{folder.name}/{path.relative_to(folder).as_posix()}"
 
@@ -89,6 +107,8 @@ def read_folder(path: Path | str) -> SkillFolder:
     if (folder / "skill.yaml").is_file():
         spec = read_skill_yaml(folder / "skill.yaml", f"{name}/skill.yaml", folder, front, problems)
     contract = spec[0] if spec else None
+    if front is not None and contract is not None and front.allowed_tools:
+        _check_allowed_tools(front, contract, f"{name}/SKILL.md", problems)
     evals = read_evals(folder, front.name if front else None, contract.input_schema if contract else None,
                        problems)  # fmt: skip
     try:

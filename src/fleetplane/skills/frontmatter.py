@@ -34,6 +34,7 @@ class FrontMatter:
     metadata: dict[str, str]
     allowed_tools: str | None
     body: str
+    allowed_tools_at: tuple[int, int] = (1, 1)  # line and column of allowed-tools in SKILL.md
 
 
 def read_skill_md(path: Path, display: str, folder: str, problems: list[ManifestError]) -> FrontMatter | None:
@@ -104,4 +105,7 @@ def read_skill_md(path: Path, display: str, folder: str, problems: list[Manifest
         )  # fmt: skip
     if len(problems) > before or name is None or description is None:
         return None
-    return FrontMatter(name, description, license_, compatibility, metadata, allowed_tools, body)
+    at = check.doc.locate(("allowed-tools",))
+    return FrontMatter(
+        name, description, license_, compatibility, metadata, allowed_tools, body, (at.line, at.column)
+    )

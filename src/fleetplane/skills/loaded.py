@@ -59,6 +59,18 @@ class LoadedSkill:
         self._package: str | None = None
         self.label = f"skill {ref.name}@{ref.version}"
 
+    def tool_definition(self) -> dict[str, Any]:
+        """The skill as an OpenAI function-calling tool (what a declarative agent offers its model): its
+        name (kebab-case, so always a valid function name), description and input schema."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.ref.name,
+                "description": self.contract.description[:1024],
+                "parameters": self.contract.input_schema,
+            },
+        }
+
     def __repr__(self) -> str:
         return f"LoadedSkill({self.ref.name}@{self.ref.version}, {self.ref.digest})"
 
