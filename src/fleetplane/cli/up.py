@@ -22,10 +22,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
+from fleetplane.evals.judges.client import KEY_ENV as JUDGE_KEY_ENV
+from fleetplane.evals.judges.family import ModelCatalog
+from fleetplane.evals.online.config import ENV as ONLINE_EVALS_ENV
+from fleetplane.evals.online.config import ConfigError
+from fleetplane.evals.online.service import EvalsService, mint_judge_key
 from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
-from fleetplane.manifests.kinds import Provider, Team, VirtualKey
+from fleetplane.manifests.kinds import Model, Provider, Team, VirtualKey
 from fleetplane.manifests.loader import load
 from fleetplane.pipelines.service import server_service
 from fleetplane.server import build_app
@@ -283,6 +288,21 @@ async def _serve(
             except ValueError as exc:
                 fail(f"telemetry settings: {exc}", code=1)
         runtime = GatewayRuntime(store, settings, telemetry=backend.telemetry if backend else None)
+        environ = dict(os.environ)
+        if environ.get(ONLINE_EVALS_ENV) and not environ.get(JUDGE_KEY_ENV):  # judges get a key of their own
+            teams = [(t.name, t.spec.organization) for t in desired.of_kind(Team)]
+            environ[JUDGE_KEY_ENV] = await mint_judge_key(store, teams, now()) or ""
+        try:  # the review API always; the online evaluator when FLEETPLANE_ONLINE_EVALS names a file
+            evals = EvalsService.create(
+                store,
+                spans=backend.receiver.spans if backend else None,
+                telemetry=backend.telemetry if backend else None,
+                gateway_url=f"http://{host}:{port}",
+                catalog=ModelCatalog.from_manifests(desired.of_kind(Model)),
+                environ=environ,
+            )
+        except ConfigError as exc:
+            fail(f"online evals: {exc}", code=1)
         pipelines = server_service(  # the pipelines' worker calls models through this very gateway
             store,
             gateway_url=f"http://{host}:{port}/v1",
@@ -290,7 +310,7 @@ async def _serve(
             spans=backend.telemetry.spans if backend else None,
         )
         config = uvicorn.Config(
-            build_app(runtime, backend, pipelines=pipelines),
+            build_app(runtime, backend, evals=evals, pipelines=pipelines),
             host=host,
             port=port,
             loop="uvloop" if os.name != "nt" else "asyncio",

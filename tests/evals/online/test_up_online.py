@@ -3,9 +3,11 @@ online evaluator; traffic gets cheap and judge scores after the fact, and the re
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "e2e"))
 
-from fleet_procs import KEY, Replicas, auth, write_fleet
+from fleet_procs import Replicas, auth, write_fleet
 
 from fleetplane.sim.process import SimProcess
 
@@ -38,6 +40,11 @@ rules:
 """
 
 
+def stored(database: Path, query: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(database)) as conn:
+        return conn.execute(query).fetchall()
+
+
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[Replicas]:
     started = Replicas(tmp_path)
@@ -60,7 +67,6 @@ def test_up_scores_traffic_online_and_serves_the_review_queue(
         redis_url=None,
         env={
             "FLEETPLANE_ONLINE_EVALS": str(config),
-            "FLEETPLANE_JUDGE_KEY": KEY,
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY",
         },
     )
@@ -90,3 +96,10 @@ def test_up_scores_traffic_online_and_serves_the_review_queue(
     assert labelled.status_code == 200
     rates = httpx.get(server.url + "/admin/evals/review/agreement", timeout=10).json()["agreement"]
     assert {(r["scorer"], r["items"]) for r in rates} == {("length", 1), ("llm-rubric", 1)}
+    # The judge called through the gateway with the key `up` minted for it (no FLEETPLANE_JUDGE_KEY given).
+    query = "SELECT key, agent FROM telemetry_spans WHERE prompt_name = 'fleetplane.judge.rubric'"
+    deadline = time.monotonic() + 30
+    while not (judged := stored(tmp_path / "up.db", query)):
+        assert time.monotonic() < deadline, "the judge's span was never stored"
+        time.sleep(0.2)
+    assert judged == [("fleetplane-judge", "fleetplane-judge")]

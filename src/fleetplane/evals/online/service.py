@@ -78,3 +78,27 @@ class EvalsService:
             await self.evaluator.stop()
         if self._client is not None:
             await self._client.aclose()
+
+
+JUDGE_KEY_NAME = "fleetplane-judge"
+
+
+async def mint_judge_key(store: Store, teams: list[tuple[str, str]], now: float) -> str | None:
+    """A fresh secret for the judges' own virtual key (`fleetplane-judge`, agent `fleetplane-judge`, in the
+    first team) when none is configured: `fleetplane up` calls this before serving, so judge calls are
+    authenticated, charged and traced like everyone's. `teams`: (team, organization) pairs."""
+    from fleetplane.store.keys import KeyRepository, NewKey, new_secret
+
+    if not teams:
+        return None
+    team, organization = sorted(teams)[0]
+    keys = KeyRepository(store)
+    if await keys.get(JUDGE_KEY_NAME) is not None:
+        await keys.delete(JUDGE_KEY_NAME)
+    secret = new_secret()
+    await keys.create(
+        NewKey(name=JUDGE_KEY_NAME, organization=organization, team=team, agent=JUDGE_KEY_NAME, source="up"),
+        secret=secret,
+        now=now,
+    )
+    return secret
