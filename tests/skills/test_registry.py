@@ -4,6 +4,7 @@ in-flight pins, rollback, the signing policy, and the audit entries each change 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,52 @@ async def test_the_signing_policy(sqlite_url: str, tmp_path: Path) -> None:
         )
         assert [(e.kind, e.details) for e in await AuditLog(store).entries(kind="skill.policy")] == [
             ("skill.policy", {"require_signed": True})
+        ]
+    finally:
+        await store.close()
+
+
+async def test_hot_swap_under_load(sqlite_url: str, tmp_path: Path) -> None:
+    """Runs in flight while a version is promoted and rolled back: each finishes on the version it
+    resolved at its start, runs started after a flip get the new one, and none fails."""
+    store = await Store.open(sqlite_url)
+    try:
+        catalog = SkillCatalog(store, tmp_path / "home")
+        registry = catalog.registry
+        await registry.publish(FIXTURES / "summarize", actor="ann")
+        await registry.publish(version_of(tmp_path, "summarize", "1.3.0"), actor="ann")
+        await registry.promote("summarize", "1.0.0", actor="ann")
+        gate = asyncio.Event()
+        resolved: list[str] = []
+        all_resolved = {batch: asyncio.Event() for batch in "abc"}
+
+        async def run(run_id: str) -> tuple[str, str]:
+            ref = await catalog.resolve("summarize", "^1", run_id=run_id)  # the run pins at its start
+            resolved.append(run_id)
+            if sum(r[0] == run_id[0] for r in resolved) == 10:
+                all_resolved[run_id[0]].set()
+            await gate.wait()  # ... and is still running when the next flip happens
+            skill = await catalog.load(ref)
+            out = await skill.invoke({"text": f"run {run_id} text"}, ctx(run_id))
+            assert out["words"] == 3
+            return ref.version, skill.ref.version
+
+        async def started(batch: str) -> list[asyncio.Task[tuple[str, str]]]:
+            tasks = [asyncio.create_task(run(f"{batch}{i}")) for i in range(10)]
+            await all_resolved[batch].wait()
+            return tasks
+
+        first = await started("a")
+        await registry.promote("summarize", "1.3.0", actor="ann")
+        second = await started("b")
+        await registry.rollback("summarize", actor="ann")
+        third = await started("c")
+        gate.set()
+        results = [await asyncio.gather(*batch) for batch in (first, second, third)]
+        assert [sorted(set(r)) for r in results] == [
+            [("1.0.0", "1.0.0")],
+            [("1.3.0", "1.3.0")],
+            [("1.0.0", "1.0.0")],
         ]
     finally:
         await store.close()
