@@ -12,6 +12,7 @@ import pytest
 from skilltools import FIXTURES, version_of, write_trust
 
 from fleetplane.skills import SkillCatalog, SkillContext, SkillError, SkillLock, SkillRegistry
+from fleetplane.skills.archive import pack
 from fleetplane.skills.catalog import canary_bucket
 from fleetplane.skills.signing import load_private_key, sign_folder, write_keypair
 from fleetplane.skills.trust import TrustPolicy
@@ -154,6 +155,9 @@ async def test_publishing_other_bytes_under_a_published_version(sqlite_url: str,
     try:
         registry = SkillRegistry(store, tmp_path / "home")
         first = await registry.publish(FIXTURES / "summarize", actor="ann")
+        # A packed archive of the same folder is the same version: the same digest.
+        (tmp_path / "summarize.tar.gz").write_bytes(pack(FIXTURES / "summarize"))
+        assert (await registry.publish(tmp_path / "summarize.tar.gz", actor="ann")).ref == first.ref
         changed = version_of(tmp_path, "summarize", "1.0.0", replace=("[: input", "[:input"))
         message = await refused(registry.publish(changed, actor="ann"))
         assert message.startswith(
