@@ -194,3 +194,31 @@ def test_bad_input_is_one_line_and_exit_code_2(
         2,
         "error: unknown output 'xml'; expected table or json\n",
     )
+
+
+JUDGED = """
+apiVersion: fleetplane.dev/v1alpha1
+kind: EvalSuite
+metadata: {name: judged}
+spec:
+  target: {model: solo}
+  judge: chain
+  dimensions:
+    - name: quality
+      scorers: [{type: llm-rubric, rubric: "Is it helpful?"}]
+  cases: [{id: a, input: hi}]
+"""
+
+
+def test_a_same_family_judge_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
+    directory = write_fleet(tmp_path / "fleet", JUDGED)
+    app, runner = _cli(monkeypatch, sqlite_url)
+    result = runner.invoke(app, ["eval", "run", "judged", "-f", str(directory), "--database-url", sqlite_url])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {directory}/fleet.yaml:119:17: EvalSuite/judged: spec.dimensions[0].scorers[0].judge: judge 'chain' "
+        "is of family 'sim-gpt', the same as target 'solo': judges favour their own family's answers; pick a judge "
+        "of another family or set allowSameFamilyJudge: true\n"
+    )

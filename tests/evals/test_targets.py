@@ -66,12 +66,8 @@ def test_the_chat_and_agent_targets_speak_http() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://fp") as client:
             chat = ChatTarget(client, "solo", system="Be brief.", max_tokens=50, price=Price(1.0, 2.0))
             answer = await chat(Case("c", "Capital of France?"), epoch=2)
-            assert (answer.output, answer.model, answer.input_tokens, answer.output_tokens) == (
-                "Paris",
-                "sim/sim-small",
-                12,
-                3,
-            )
+            assert (answer.output, answer.model, answer.deployment) == ("Paris", "solo", "sim/sim-small")
+            assert (answer.input_tokens, answer.output_tokens) == (12, 3)
             assert answer.cost_usd == pytest.approx((12 * 1.0 + 3 * 2.0) / 1e6)
             assert answer.trace_id == "0af7651916cd43dd8448eb211c80319c"
             assert answer.finish_reason == "stop" and answer.error is None

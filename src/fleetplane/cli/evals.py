@@ -24,11 +24,13 @@ from fleetplane.cli.admin_client import DEFAULT_SERVER
 from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, with_store
 from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_summary
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
+from fleetplane.evals.judges import JudgeClient, ModelCatalog, configure_judges
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
 from fleetplane.evals.schedule import SuiteScheduler
 from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
 from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target, TargetFunction
+from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.model import Model
 from fleetplane.store.db import Store
@@ -67,11 +69,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
 
-def _load(suite: str, fleet: Path) -> LoadedSuite:
+def _judges(state: DesiredState, server: str, key: str | None) -> None:
+    """Judge scorers call the same gateway, and know the fleet's models (and so their families)."""
+    catalog = ModelCatalog.from_manifests(state.of_kind(Model))
+    configure_judges(JudgeClient(server.rstrip("/"), key or "", catalog))
+
+
+def _load(suite: str, fleet: Path, prepare: Callable[[DesiredState], None] | None = None) -> LoadedSuite:
     try:
         if suite.endswith((".yaml", ".yml")) and Path(suite).is_file():
-            return load_suite(suite)
-        return load_suite(fleet, suite)
+            return load_suite(suite, prepare=prepare)
+        return load_suite(fleet, suite, prepare=prepare)
     except SuiteNotFound as exc:
         fail(str(exc))
     except FileNotFoundError as exc:
@@ -142,8 +150,8 @@ def run_command(
     """Run a suite against its target (or --target) and store every score; print the summary."""
     if output not in ("table", "json"):
         fail(f"unknown output {output!r}; expected table or json")
-    loaded = _load(suite, fleet)
     key = api_key or os.environ.get("OPENAI_API_KEY")
+    loaded = _load(suite, fleet, prepare=lambda state: _judges(state, server, key))
     headers = {"authorization": f"Bearer {key}"} if key else {}
 
     async def work(store: Store) -> Run:

@@ -31,6 +31,7 @@ class Answer:
     finish_reason: str | None = None
     trace_id: str | None = None
     error: str | None = None  # the call failed; every dimension scores 0 and fails
+    deployment: str | None = None  # which deployment of a model group served it ("provider/model")
 
 
 @dataclass(frozen=True)

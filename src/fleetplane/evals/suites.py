@@ -7,11 +7,13 @@ manifest loader, so a suite is checked with everything it refers to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetplane.evals.cases import Case, check_unique, from_spec
 from fleetplane.evals.importers import read_cases
+from fleetplane.evals.judges.suite import JUDGE_TYPES, suite_judge_params
 from fleetplane.evals.scoring import Scorer, ScorerError, make_scorer, scorer_types
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestError, ManifestErrors
@@ -61,12 +63,18 @@ def find_suite(state: DesiredState, name: str, where: str) -> EvalSuite:
     return suite
 
 
-def load_suite(path: str | Path, name: str | None = None) -> LoadedSuite:
+def load_suite(
+    path: str | Path, name: str | None = None, *, prepare: Callable[[DesiredState], None] | None = None
+) -> LoadedSuite:
     """Load the suite `name` from `path` (the only suite there when `name` is None).
 
-    Raises `SuiteNotFound`, `FileNotFoundError` or `ManifestErrors` (file:line of every problem).
+    `prepare(state)` runs before the scorers are made (the CLI points judges at the gateway and the
+    fleet's model catalog there, so a same-family judge is refused at load). Raises `SuiteNotFound`,
+    `FileNotFoundError` or `ManifestErrors` (file:line of every problem).
     """
     state = load(path)
+    if prepare is not None:
+        prepare(state)
     if name is None:
         suites = state.of_kind(EvalSuite)
         if len(suites) != 1:
@@ -116,8 +124,10 @@ def _dimensions(suite: EvalSuite, doc: YamlDocument) -> list[LoadedDimension]:
         scorers: list[tuple[float, Scorer]] = []
         for j, ref in enumerate(dim.scorers):
             loc: tuple[str | int, ...] = ("spec", "dimensions", i, "scorers", j)
+            # Judges take the suite's defaults: its judge, its same-family override, a model target.
+            params = suite_judge_params(suite.spec, ref.params) if ref.type in JUDGE_TYPES else ref.params
             try:
-                scorers.append((ref.weight, make_scorer(ref.type, ref.params)))
+                scorers.append((ref.weight, make_scorer(ref.type, params)))
             except ScorerError as exc:
                 key = "type" if ref.type not in scorer_types() else exc.param
                 at = doc.locate((*loc, key) if key else loc)

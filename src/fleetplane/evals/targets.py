@@ -116,7 +116,8 @@ class ChatTarget:
         deployment = response.headers.get("x-fleetplane-deployment")
         return Answer(
             output=(choice.get("message") or {}).get("content") or "",
-            model=deployment or data.get("model"),
+            model=self.model,  # the group: judges' family rule and reports speak of model groups
+            deployment=deployment,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             latency_ms=latency,
