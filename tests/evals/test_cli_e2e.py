@@ -169,11 +169,12 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert bad_target.output == (
         "error: --target 'robot:x': unknown kind 'robot'; expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME\n"
     )
-    skill = invoke("run", "brief", "--fleet", str(directory), "--target", "skill:summarize@1.0.0")
-    assert (
-        skill.output
-        == "error: cannot run skill targets: no skill runner is registered; use --target model:NAME or agent:NAME\n"
+    pipeline = invoke("run", "brief", "--fleet", str(directory), "--target", "pipeline:triage")
+    assert pipeline.output == (
+        "error: cannot run pipeline targets: no pipeline runner is registered; use --target model:NAME or agent:NAME\n"
     )
+    skill = invoke("run", "brief", "--fleet", str(directory), "--target", "skill:summarize")
+    assert skill.output == "error: skill target 'summarize': expected NAME@VERSION, e.g. summarize@1.0.0\n"
 
     missing = invoke("gate", "--baseline", "abcd1234", "--candidate", "ffff0000")
     assert missing.exit_code == 2

@@ -3,7 +3,8 @@ suite's history. Other modules add commands to `eval_app` (pareto, ab).
 
 Targets: `model:NAME` (a model group, through the gateway's chat API at --server), `agent:NAME`
 (`POST /agents/NAME/invoke` at --server); `skill:NAME@VERSION` and `pipeline:NAME` run through a function
-the composing code registers in `TARGET_RUNNERS` (kind -> factory(name) -> async run(input)).
+the composing code registers in `TARGET_RUNNERS` (kind -> factory(env, name) -> async run(input));
+skill versions are built in (`evals_targets`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER
 from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, with_store
+from fleetplane.cli.evals_targets import RUNNERS, RunnerEnv, RunnerFactory, TargetNameError
 from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_summary
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.judges import JudgeClient, ModelCatalog, configure_judges
@@ -29,7 +31,7 @@ from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
 from fleetplane.evals.schedule import SuiteScheduler
 from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
-from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target, TargetFunction
+from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.model import Model
@@ -37,8 +39,9 @@ from fleetplane.store.db import Store
 
 eval_app = typer.Typer(name="eval", help="Eval suites: run, compare, gate, history.", no_args_is_help=True)
 
-# kind ("skill", "pipeline") -> factory(target name) -> async run(input) -> output. Filled by the top floor.
-TARGET_RUNNERS: dict[str, Callable[[str], TargetFunction]] = {}
+# kind ("skill", "pipeline") -> factory(env, target name) -> async run(input) -> output. Skills are built in;
+# whatever composes a pipeline runner adds it here.
+TARGET_RUNNERS: dict[str, RunnerFactory] = dict(RUNNERS)
 
 Fleet = Annotated[
     Path,
@@ -105,7 +108,7 @@ def _prices(suite: LoadedSuite, model: str) -> tuple[Price | None, dict[str, Pri
     return (Price(group.input, group.output) if group else None), own
 
 
-def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient) -> Target:
+def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient, env: RunnerEnv) -> Target:
     spec = suite.manifest.spec.target
     if override:
         kind, _, name = override.partition(":") if ":" in override else ("model", "", override)
@@ -123,7 +126,10 @@ def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient)
                 f"cannot run {kind} targets: no {kind} runner is registered; "
                 "use --target model:NAME or agent:NAME"
             )
-        return CallableTarget(f"{kind}:{name}", factory(name))
+        try:
+            return CallableTarget(f"{kind}:{name}", factory(env, name))
+        except TargetNameError as exc:
+            fail(str(exc))
     fail(
         f"--target {override!r}: unknown kind {kind!r}; "
         "expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME"
@@ -156,7 +162,7 @@ def run_command(
 
     async def work(store: Store) -> Run:
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-            chosen = _target(loaded, target, client)
+            chosen = _target(loaded, target, client, RunnerEnv(store, server, key))
             columns = (
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -322,7 +328,10 @@ def scheduled_command(
     async def work(store: Store) -> list[Run]:
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
             scheduler = SuiteScheduler(
-                fleet, RunRepository(store), lambda s: _target(s, None, client), time.time
+                fleet,
+                RunRepository(store),
+                lambda s: _target(s, None, client, RunnerEnv(store, server, key)),
+                time.time,
             )
             if not watch:
                 return await scheduler.tick()
