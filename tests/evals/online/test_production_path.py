@@ -177,6 +177,19 @@ async def test_every_request_gets_cheap_scores_and_sampled_or_flagged_ones_the_j
     assert {q.trace_id for q in queued} == flagged
     assert all(q.source == "flagged" for q in queued)
 
+    # Every score went out as a gen_ai.evaluation.result event on the evaluated span (stored here too).
+    await production.settle()
+    exported: list[tuple[str, str, object]] = []
+    for trace_id in traces:
+        view = await production.spans.get_trace(trace_id)
+        assert view is not None
+        for node in view.walk():
+            for event in node.events:
+                if event.event_name == "gen_ai.evaluation.result":
+                    exported.append((trace_id, node.span.span_id, event.attributes["gen_ai.evaluation.name"]))
+    stored = [(s.trace_id, s.span_id, s.scorer) for s in [*cheap, *judged]]
+    assert sorted(exported) == sorted(stored)
+
 
 async def test_flagged_item_labelled_updates_agreement(production: Production) -> None:
     trace_id = secrets.token_hex(16)
