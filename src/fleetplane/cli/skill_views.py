@@ -14,10 +14,6 @@ from fleetplane.skills.outdated import Update
 from fleetplane.skills.registry import PublishedVersion
 
 
-def _short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
-
-
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -27,8 +23,9 @@ def show_channel_table(versions: list[PublishedVersion], channels: dict[str, Cha
         console.print("no skills published", markup=False)
         return
     table = Table()
-    for column in ("NAME", "VERSION", "SERVES", "DIGEST", "SIGNER", "EVAL", "EFFECTS", "PUBLISHED"):
-        table.add_column(column)
+    # Narrow enough for 80 columns; `show` has the full digest, signer and publication.
+    for column in ("NAME", "VERSION", "SERVES", "DIGEST", "SIGNER", "EVAL", "EFFECTS"):
+        table.add_column(column, no_wrap=column in ("NAME", "VERSION"))
     for v in versions:
         channel = channels.get(v.name)
         serves = ""
@@ -40,11 +37,10 @@ def show_channel_table(versions: list[PublishedVersion], channels: dict[str, Cha
             v.name,
             v.version,
             serves,
-            _short(v.ref.digest),
-            v.signer or "unsigned",
+            v.ref.digest.removeprefix("sha256:")[:8],
+            v.signer[:8] if v.signer else "unsigned",
             _score(v.eval_score),
             v.contract.effects.kind,
-            format_time(v.published_at),
         )
     console.print(table)
 
