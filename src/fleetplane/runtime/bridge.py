@@ -136,6 +136,82 @@ class GatewayProxy:
             await response.aclose()
 
 
+class EgressProxy:
+    """Serves one replica's egress.sock (network "allowlist"): HTTP CONNECT to an allowlisted host:port
+    is tunnelled; anything else is answered 403 and never leaves the host."""
+
+    def __init__(self, socket_path: Path, allow: tuple[str, ...], *, connect_timeout: float = 10.0) -> None:
+        self.socket_path = socket_path
+        self.allow = {entry.lower() for entry in allow}
+        self._timeout = connect_timeout
+        self._server: asyncio.Server | None = None
+        self.refused: list[str] = []
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self._server = await asyncio.start_unix_server(self._handle, str(self.socket_path))
+        os.chmod(self.socket_path, 0o666)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    @staticmethod
+    async def _answer(writer: asyncio.StreamWriter, status: str, why: str) -> None:
+        body = why.encode()
+        writer.write(
+            f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        )
+        writer.write(body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._timeout)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            writer.close()
+            return
+        method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+        target = rest.split(" ", 1)[0].lower()
+        if method != "CONNECT":
+            await self._answer(writer, "403 Forbidden", "only CONNECT (https) leaves the sandbox\n")
+            return
+        if target not in self.allow:
+            self.refused.append(target)
+            await self._answer(writer, "403 Forbidden", f"{target} is not in this agent's allowlist\n")
+            return
+        host, _, port = target.rpartition(":")
+        try:
+            up_r, up_w = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), self._timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            await self._answer(writer, "502 Bad Gateway", f"{target}: {exc}\n")
+            return
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
+        for w in (writer, up_w):
+            w.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(_READ):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError, RuntimeError):
+        pass
+
+
 async def control(socket_path: Path, request: dict[str, object], timeout: float) -> dict[str, object]:
     """One request to the forwarder's control socket (one JSON line each way)."""
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(socket_path)), timeout)

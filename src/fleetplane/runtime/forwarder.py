@@ -7,6 +7,8 @@ Runs inside every sandbox (any tier) with the standard library only — it is st
   bind-mounted unix socket `gateway.sock`, whose host side is the proxy that adds the virtual key;
 - listens on the unix socket `agent.sock` (visible on the host: the replica's `endpoint`) and forwards
   each connection to 127.0.0.1:<agent port>, where the agent serves HTTP;
+- with network "allowlist", listens on 127.0.0.1:<proxy port> as an HTTP CONNECT proxy (HTTPS_PROXY)
+  forwarding to `egress.sock`, whose host side connects only to allowlisted host:port destinations;
 - listens on `control.sock` for the supervisor: `exec` (an exec probe, run here, inside the sandbox,
   with the agent's restrictions) and `term` (SIGTERM the agent: a graceful stop in every tier);
 - starts the agent with the bridge URLs and a placeholder key in its environment, waits for it, and
@@ -64,6 +66,7 @@ class Forwarder:
         self.agent_port = int(config.get("agent_port", 8080))  # type: ignore[call-overload]
         self.gateway_port = int(config.get("gateway_port", 4000))  # type: ignore[call-overload]
         self.gateway = bool(config.get("gateway", True))
+        self.proxy_port = config.get("proxy_port")  # network "allowlist": the egress proxy's port
         self.argv = argv
         self.child: asyncio.subprocess.Process | None = None
         self.env = dict(os.environ)
@@ -87,6 +90,17 @@ class Forwarder:
             OPENAI_API_KEY=PLACEHOLDER_KEY,
             ANTHROPIC_API_KEY=PLACEHOLDER_KEY,
         )
+
+    async def _serve_egress(self, port: int) -> None:
+        """The allowlist's way out: an HTTP CONNECT proxy whose host side decides each destination."""
+
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await _splice(r, w, lambda: asyncio.open_unix_connection(self._path("egress.sock")))
+
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        proxy = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self.env.update(HTTPS_PROXY=proxy, HTTP_PROXY=proxy, https_proxy=proxy, http_proxy=proxy)
+        self.env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
 
     async def _serve_agent(self) -> None:
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -135,6 +149,8 @@ class Forwarder:
     async def run(self) -> int:
         if self.gateway:
             await self._serve_gateway()
+        if self.proxy_port is not None:
+            await self._serve_egress(int(self.proxy_port))  # type: ignore[call-overload]
         if self.agent_port == 0:  # the process tier shares the host network: a free port, not a fixed one
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))

@@ -8,6 +8,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import subprocess
+import sys
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -64,3 +66,28 @@ def zombie_children() -> list[int]:
             if info is not None and info[0] == "Z" and info[1] == me:
                 found.append(int(entry))
     return found
+
+
+_REAPED_RUN = """
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+done = subprocess.run(sys.argv[1:])
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+sys.exit(done.returncode)
+"""
+
+
+def run_reaped(argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """`subprocess.run` for commands that daemonize (runsc, bwrap): run under a short-lived subreaper of
+    their own that waits for every descendant, so no orphan ends up a zombie of the caller."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _REAPED_RUN, *argv],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        start_new_session=True,
+    )

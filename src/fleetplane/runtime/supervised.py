@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetplane.runtime import probes
-from fleetplane.runtime.bridge import GatewayProxy
+from fleetplane.runtime.bridge import EgressProxy, GatewayProxy
 from fleetplane.runtime.cgroups import Cgroup, CgroupError, join
 from fleetplane.runtime.logs import LogWriter
 from fleetplane.runtime.reaper import reap_orphans
@@ -57,7 +57,9 @@ class ManagedReplica:
         self._probe_failure: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._proxy: GatewayProxy | None = None
+        self._egress: EgressProxy | None = None
         self._log: LogWriter | None = None
+        self._seen: set[int] = set()  # pids seen in the cgroup before a kill, for the reaper
         self.cgroup: Cgroup | None = None  # the current start's cgroup (tests read its counters)
         self.backoff_delays: list[float] = []  # every back-off wait, in order
         self.finished = False
@@ -121,6 +123,9 @@ class ManagedReplica:
         self._proxy = self._sup.gateway_proxy(self.spec, self.paths)
         if self._proxy is not None:
             await self._proxy.start()
+        self._egress = self._sup.egress_proxy(self.spec, self.paths)
+        if self._egress is not None:
+            await self._egress.start()
 
     def begin(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"replica {self.spec.replica_id}")
@@ -131,6 +136,8 @@ class ManagedReplica:
         self.finished = True
         if self._proxy is not None:
             await self._proxy.close()
+        if self._egress is not None:
+            await self._egress.close()
         if self._log is not None:
             self._log.close()
         await asyncio.to_thread(self._sup.cleanup, self.paths)
@@ -227,7 +234,7 @@ class ManagedReplica:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         oom_kills = cgroup.oom_kills()
-        seen = cgroup.pids()
+        seen, self._seen = self._seen | cgroup.pids(), set()
         await asyncio.to_thread(_dispose, cgroup, seen)
         await asyncio.wait(pumps, timeout=2.0)  # the pipes close once the whole tree is gone
         return self._classify(code, oom_kills)
@@ -261,6 +268,7 @@ class ManagedReplica:
             await asyncio.wait_for(asyncio.shield(process.wait()), grace)
         except TimeoutError:
             if self.cgroup is not None:
+                self._seen |= self.cgroup.pids()  # reaped after the exit: orphans among them are ours
                 await asyncio.to_thread(self.cgroup.kill)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGKILL)
@@ -268,12 +276,19 @@ class ManagedReplica:
     # -- probes ---------------------------------------------------------------------------
 
     async def _check(self, spec: ProbeSpec) -> tuple[bool, str]:
+        self._note_pids()
         return await probes.check(
             spec,
             endpoint=self.paths.run_dir / "agent.sock",
             control=self.paths.run_dir / "control.sock",
             agent_port=self.spec.port,
         )
+
+    def _note_pids(self) -> None:
+        """Remember who lives in the cgroup: a daemon that exits before the final kill (runsc's Sentry
+        and Gofer) is a zombie re-parented to us, and only pids seen here are reaped."""
+        if self.cgroup is not None:
+            self._seen |= self.cgroup.pids()
 
     async def _until_verdict(self, spec: ProbeSpec) -> tuple[str, str]:
         counter = probes.ProbeCounter(spec)
@@ -290,6 +305,7 @@ class ManagedReplica:
         # the forwarder binds its sockets before it starts the agent; nothing signals that but the file
         while not control.exists():  # noqa: ASYNC110
             await asyncio.sleep(_SOCKET_WAIT)
+        self._note_pids()
         p = self.spec.probes
         if p.startup is not None:
             verdict, detail = await self._until_verdict(p.startup)

@@ -21,7 +21,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from fleetplane.runtime.bridge import GatewayProxy, term
+from fleetplane.runtime.bridge import EgressProxy, GatewayProxy, term
 from fleetplane.runtime.cgroups import Cgroup, CgroupDriver, Limits, detect
 from fleetplane.runtime.reaper import set_subreaper
 from fleetplane.runtime.replica import ReplicaSpec, SandboxError
@@ -83,11 +83,6 @@ class Supervisor:
         existing = self._replicas.get(spec.replica_id)
         if existing is not None and not existing.finished:
             raise SandboxError(f"replica {spec.replica_id!r} is running already")
-        if spec.network == "allowlist":
-            raise SandboxError(
-                f"agent {spec.agent!r}: network 'allowlist' is enforced on Kubernetes (NetworkPolicy) only; "
-                "the local runtime offers 'gateway' or 'none'"
-            )
         if spec.tier == "microvm":
             why = sandbox_for("microvm").availability().reason
             raise SandboxError(f"agent {spec.agent!r}: isolation 'microvm' is not available here: {why}")
@@ -135,6 +130,11 @@ class Supervisor:
         if spec.network == "none" or spec.gateway_url is None:
             return None
         return GatewayProxy(paths.run_dir / "gateway.sock", spec.gateway_url, spec.virtual_key)
+
+    def egress_proxy(self, spec: ReplicaSpec, paths: ReplicaPaths) -> EgressProxy | None:
+        if spec.network != "allowlist":
+            return None
+        return EgressProxy(paths.run_dir / "egress.sock", spec.allow)
 
     @staticmethod
     async def request_term(paths: ReplicaPaths) -> bool:

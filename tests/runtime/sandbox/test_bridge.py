@@ -81,3 +81,32 @@ async def test_network_none_has_no_gateway(
     assert "OPENAI_BASE_URL" not in env
     assert (await http.get(replica, "/connect?host=127.0.0.1&port=4000"))["result"].startswith("refused")
     assert gateway.seen == []
+
+
+@pytest.fixture
+async def echo_server() -> AsyncIterator[int]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"pong:" + await reader.read(64))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+async def test_an_allowlist_opens_exactly_its_destinations(
+    supervisor: Any, make_spec: Any, http: Any, echo_server: int
+) -> None:
+    allowed = f"127.0.0.1:{echo_server}"
+    replica = await supervisor.start(make_spec(network="allowlist", allow=(allowed,)))
+    await replica.wait_for({ReplicaState.READY}, timeout=20)
+    env = await http.get(replica, "/env")
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128"
+    through = await http.get(replica, f"/tunnel?host=127.0.0.1&port={echo_server}")
+    assert through["result"] == "HTTP/1.1 200 Connection established / pong:ping"
+    refused = await http.get(replica, "/tunnel?host=127.0.0.1&port=5432")
+    assert refused["result"] == "HTTP/1.1 403 Forbidden"
+    # and nothing is reachable directly, allowlisted or not
+    direct = await http.get(replica, f"/connect?host=127.0.0.1&port={echo_server}")
+    assert direct["result"].startswith("refused")

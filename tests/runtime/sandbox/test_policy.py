@@ -76,8 +76,8 @@ def test_the_microvm_probe_says_why_not_on_this_host() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_supervisor_refuses_microvm_and_allowlist(supervisor: Any, make_spec: Any) -> None:
-    with pytest.raises(SandboxError, match="isolation 'microvm' is not available here"):
+async def test_the_supervisor_refuses_a_microvm_replica(supervisor: Any, make_spec: Any) -> None:
+    with pytest.raises(SandboxError, match="isolation 'microvm' is not available here: ") as refused:
         await supervisor.start(make_spec(tier="microvm"))
-    with pytest.raises(SandboxError, match="network 'allowlist' is enforced on Kubernetes"):
-        await supervisor.start(make_spec(network="allowlist", allow=("api.example.com:443",)))
+    assert str(refused.value).endswith(probe().reason)
+    assert supervisor.replicas == {}

@@ -14,6 +14,16 @@ from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaStat
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("cgroups_ok")]
 
+
+def describe(pids: list[int]) -> list[str]:
+    """pid and command name of each zombie, for the failure message."""
+    names = []
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            names.append(f.read().split(")")[0] + ")")
+    return names
+
+
 READY = Probes(readiness=ProbeSpec(HttpCheck("/healthz"), period=0.1, timeout=1.0, failure_threshold=1))
 
 
@@ -40,4 +50,4 @@ async def test_orphans_are_reaped_by_the_subreaper(supervisor: Any, make_spec: A
         await asyncio.sleep(0.05)
     assert len(replica.cgroup.pids()) >= 3  # forwarder, sh (now sleep), the orphaned sleep
     await replica.stop(grace=0.2)
-    assert zombie_children() == []
+    assert zombie_children() == [], describe(zombie_children())

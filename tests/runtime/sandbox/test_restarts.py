@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fleetplane.runtime.replica import Backoff, HttpCheck, Probes, ProbeSpec, ReplicaState
+from fleetplane.runtime.replica import Backoff, ExecCheck, HttpCheck, Probes, ProbeSpec, ReplicaState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("bwrap_ok")]
 
@@ -99,3 +99,20 @@ async def test_restart_policies(
     state = await replica.wait_for({ReplicaState.BACKOFF, ReplicaState.STOPPED}, timeout=20)
     assert state == (ReplicaState.BACKOFF if restarted else ReplicaState.STOPPED)
     assert replica.last_exit.reason == "Exit" and replica.last_exit.code == int(command.split()[1])
+
+
+async def test_exec_probes_run_inside_the_sandbox(supervisor: Any, make_spec: Any, http: Any) -> None:
+    # /tmp/ready exists only inside this sandbox's own /tmp: the probe must run in there to see it
+    ready = ProbeSpec(ExecCheck(("/bin/sh", "-c", "test -f /tmp/ready")), failure_threshold=1, **FAST_PROBE)
+    alive = ProbeSpec(
+        ExecCheck(("/bin/sh", "-c", "test ! -f /tmp/unhealthy")), failure_threshold=2, **FAST_PROBE
+    )
+    replica = await supervisor.start(make_spec(probes=Probes(readiness=ready, liveness=alive)))
+    await http.get(replica, "/healthz")  # serving, but not ready: its readiness probe fails
+    assert replica.state in (ReplicaState.STARTING, ReplicaState.UNREADY)
+    await http.get(replica, "/write?path=/tmp/ready")
+    await replica.wait_for({ReplicaState.READY}, timeout=20)
+    await http.get(replica, "/sick")
+    await replica.wait_for({ReplicaState.BACKOFF}, timeout=20)
+    assert replica.last_exit.reason == "ProbeFailed"
+    assert replica.last_exit.detail.startswith("liveness probe failed: exec /bin/sh: exit 1")

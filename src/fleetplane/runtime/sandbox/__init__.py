@@ -27,6 +27,7 @@ SANDBOX_UID = 65534  # nobody: the host uid sandboxed tiers run as, so an escape
 RUN_DIR = "/run/fleetplane"  # where the replica's run directory appears inside bwrap/gvisor
 FORWARDER = Path(forwarder.__file__).resolve()
 FORWARDER_INSIDE = "/run/fleetplane-bin/forwarder.py"  # where bwrap/gvisor mount it
+EGRESS_PROXY_PORT = 3128  # network "allowlist": HTTPS_PROXY inside the sandbox
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,15 @@ class Sandbox(Protocol):
 
 
 def forwarder_config(spec: ReplicaSpec, run_dir: str, *, shared_net: bool) -> str:
-    config = {
+    config: dict[str, object] = {
         "run_dir": run_dir,
         # on the host network (process tier) fixed ports would collide between replicas: free ones
         "agent_port": 0 if shared_net else spec.port,
         "gateway_port": 0 if shared_net else spec.gateway_port,
         "gateway": spec.network != "none" and spec.gateway_url is not None,
     }
+    if spec.network == "allowlist":
+        config["proxy_port"] = 0 if shared_net else EGRESS_PROXY_PORT
     return json.dumps(config)
 
 

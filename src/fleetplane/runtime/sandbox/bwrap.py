@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 
+from fleetplane.runtime.reaper import run_reaped
 from fleetplane.runtime.replica import SECRETS_DIR, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.sandbox import (
     FORWARDER,
@@ -49,11 +50,9 @@ class BwrapSandbox:
         if path is None:
             return Availability("bwrap", False, "bwrap not installed (Debian package 'bubblewrap')")
         try:
-            done = subprocess.run(
+            done = run_reaped(
                 [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", *_PROBE_ARGS],
-                capture_output=True,
                 timeout=10,
-                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Availability("bwrap", False, f"bwrap did not run: {exc}")

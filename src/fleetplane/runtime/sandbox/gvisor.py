@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from fleetplane.runtime.reaper import run_reaped
 from fleetplane.runtime.replica import SECRETS_DIR, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.sandbox import (
     FORWARDER,
@@ -109,12 +110,7 @@ class GvisorSandbox:
             return Availability("gvisor", False, "runsc not installed (Debian package 'runsc')")
         with tempfile.TemporaryDirectory(prefix="fp-runsc-") as root:
             try:
-                done = subprocess.run(
-                    [runsc, f"--root={root}", *RUNSC_FLAGS[:2], "do", "/bin/true"],
-                    capture_output=True,
-                    timeout=30,
-                    check=False,
-                )
+                done = run_reaped([runsc, f"--root={root}", *RUNSC_FLAGS[:2], "do", "/bin/true"], timeout=30)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return Availability("gvisor", False, f"runsc did not run: {exc}")
         if done.returncode != 0:

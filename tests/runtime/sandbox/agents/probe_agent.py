@@ -30,6 +30,19 @@ def read_secret(name: str) -> str:
         return f.read()
 
 
+def tunnel(host: str, port: int) -> str:
+    """CONNECT through $HTTPS_PROXY (the allowlist's egress proxy), then say ping."""
+    proxy = urlparse(os.environ["HTTPS_PROXY"])
+    with socket.create_connection((proxy.hostname, proxy.port), timeout=5) as conn:
+        conn.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nhost: {host}:{port}\r\n\r\n".encode())
+        head = conn.recv(4096).decode()
+        status = head.split("\r\n", 1)[0]
+        if " 200 " not in status:
+            return status
+        conn.sendall(b"ping")
+        return status + " / " + conn.recv(64).decode()
+
+
 def call_gateway() -> dict:
     request = urllib.request.Request(
         os.environ["OPENAI_BASE_URL"] + "/models",
@@ -61,6 +74,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, dict(os.environ))
         elif url.path == "/connect":
             self._send(200, {"result": attempt_connect(q["host"], int(q["port"]))})
+        elif url.path == "/tunnel":
+            self._send(200, {"result": tunnel(q["host"], int(q["port"]))})
         elif url.path == "/write":
             self._send(200, {"result": attempt_write(q["path"])})
         elif url.path == "/secret":
