@@ -7,26 +7,30 @@ never executed twice (its unknown outcome waits for a person instead).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeskills import effects_log
+from fakeskills import EFFECTS_ENV, FakeCatalog, effects_log
 from sqlalchemy import select
 
 from fleetplane.pipelines.context import Deps
 from fleetplane.pipelines.engine import start_run
 from fleetplane.pipelines.faults import FAULT_ENV
+from fleetplane.pipelines.journal import idempotency_key
 from fleetplane.pipelines.runs import RunStore
 from fleetplane.pipelines.worker import Worker
+from fleetplane.state.clock import ManualClock
+from fleetplane.store.db import Store
 from fleetplane.store.tables import pipeline_sink_rows
 
 pytestmark = pytest.mark.anyio
@@ -83,22 +87,74 @@ def pipeline(skill: str, url: str) -> str:
     """
 
 
-def crash(url: str, sink_root: Path, fault: str) -> None:
-    env = {**os.environ, FAULT_ENV: fault}
-    done = subprocess.run(
-        [sys.executable, str(WORKER), url, str(sink_root)], env=env, capture_output=True, timeout=60
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+@dataclass
+class Case:
+    skill: str  # the skill of step b
+    fault: str  # where the worker dies
+    status: str  # how the run ends after another worker resumes it
+    executions: int  # how often step b's skill really ran, crash and resume together
+    deliveries: int = 1  # HTTP requests the sink target received (all with one key)
 
 
-async def crash_and_resume(deps: Deps, make_plan: Any, url: str, skill: str, fault: str, target: str) -> Any:
-    run, _ = await start_run(deps, make_plan(pipeline(skill, target)), {})
-    crash(url, deps.sink_root, fault)
-    crashed = await RunStore(deps.store).get(run.id)
-    assert crashed is not None and crashed.status == "running"  # the dead worker still holds the lease
-    deps.clock.set(time.time() + deps.lease_ttl + 1)  # type: ignore[attr-defined]  # the lease lapses
-    await Worker(deps, owner="survivor").drain()
-    return await RunStore(deps.store).get(run.id)
+CASES = [
+    Case("echo", "after_intent:b", "succeeded", 1),
+    Case("echo", "after_execute:b", "succeeded", 2),  # pure: running it again is harmless
+    Case("echo", "after_commit:b", "succeeded", 1),
+    Case("charge", "after_intent:b", "succeeded", 1),
+    Case("charge", "after_execute:b", "succeeded", 2),  # idempotent write: again, with the same key
+    Case("charge", "after_commit:b", "succeeded", 1),
+    Case("refund", "after_intent:b", "needs_attention", 0, 0),  # at-most-once, outcome unknown: a person
+    Case("refund", "after_execute:b", "needs_attention", 1, 0),
+    Case("refund", "after_commit:b", "succeeded", 1),
+    Case("refund-r", "after_execute:b", "succeeded", 1),  # reconcile: it happened; its outcome commits
+    Case("charge", "after_commit:c", "succeeded", 1),  # between the last commit and the sink
+    Case("charge", "after_sink_intent:sink:crm", "succeeded", 1),
+    Case("charge", "after_sink_send:sink:crm", "succeeded", 1, 2),  # delivered, not recorded: sent again
+]
+
+
+async def test_crash_windows(
+    make_plan: Any, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every case in its own store and worker process, the processes killed concurrently (test time)."""
+    started: list[tuple[Case, Deps, str, Path, asyncio.subprocess.Process]] = []
+    for i, case in enumerate(CASES):
+        url, effects = f"sqlite:///{tmp_path / f'case{i}.db'}", tmp_path / f"effects{i}.jsonl"
+        store = await Store.open(url)
+        deps = Deps(
+            store=store,
+            catalogs=lambda _s: FakeCatalog(),
+            clock=ManualClock(start=time.time()),
+            sink_root=tmp_path / f"sinks{i}",
+        )
+        run, _ = await start_run(deps, make_plan(pipeline(case.skill, receiver.url)), {})
+        env = {**os.environ, FAULT_ENV: case.fault, EFFECTS_ENV: str(effects)}
+        command = [sys.executable, str(WORKER), url, str(deps.sink_root)]
+        process = await asyncio.create_subprocess_exec(*command, env=env, stderr=asyncio.subprocess.PIPE)
+        started.append((case, deps, run.id, effects, process))
+    for case, deps, run_id, effects, process in started:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+        assert process.returncode == -signal.SIGKILL, (case, stderr.decode()[-2000:])
+        crashed = await RunStore(deps.store).get(run_id)
+        assert crashed is not None and crashed.status == "running", case  # the dead worker holds the lease
+        monkeypatch.setenv(EFFECTS_ENV, str(effects))
+        deps.clock.set(time.time() + deps.lease_ttl + 1)  # type: ignore[attr-defined]  # the lease lapses
+        await Worker(deps, owner="survivor").drain()
+        ended = await RunStore(deps.store).get(run_id)
+        assert ended is not None and ended.status == case.status, (case, ended and ended.error)
+        assert len(runs_of("echo", "a")) == 1, case  # committed before the crash: replayed, never re-run
+        b = runs_of(case.skill.removesuffix("-r"), "b")
+        assert len(b) == case.executions, case
+        assert len({e["key"] for e in b}) <= 1, case  # every execution carried the same idempotency key
+        key = idempotency_key(run_id, "sink:crm")
+        delivered = [k for k, _ in receiver.requests if k == key]
+        assert (len(delivered), delivered.count(key)) == (case.deliveries, case.deliveries), case
+        assert receiver.applied.count(key) == (1 if case.status == "succeeded" else 0), case
+        assert await sink_rows(deps) == (1 if case.status == "succeeded" else 0), case
+        if case.status == "succeeded":
+            assert len(runs_of("echo", "c")) == 1, case
+        await deps.http.aclose()
+        await deps.store.close()
 
 
 def runs_of(skill: str, step: str) -> list[dict[str, Any]]:
@@ -108,51 +164,3 @@ def runs_of(skill: str, step: str) -> list[dict[str, Any]]:
 async def sink_rows(deps: Deps) -> int:
     async with deps.store.engine.connect() as conn:
         return len((await conn.execute(select(pipeline_sink_rows))).all())
-
-
-# (skill under test, crash point) -> (final status, times step b executed)
-CASES = {
-    ("echo", "after_intent"): ("succeeded", 1),
-    ("echo", "after_execute"): ("succeeded", 2),  # pure: running it again is harmless
-    ("echo", "after_commit"): ("succeeded", 1),
-    ("charge", "after_intent"): ("succeeded", 1),
-    ("charge", "after_execute"): ("succeeded", 2),  # idempotent write: again, with the same key
-    ("charge", "after_commit"): ("succeeded", 1),
-    ("refund", "after_intent"): ("needs_attention", 0),
-    ("refund", "after_execute"): ("needs_attention", 1),
-    ("refund", "after_commit"): ("succeeded", 1),
-    ("refund-r", "after_execute"): ("succeeded", 1),  # reconcile: it happened; its outcome is committed
-}
-
-
-@pytest.mark.parametrize(("skill", "point"), list(CASES))
-async def test_a_crash_in_a_step(
-    deps: Deps, make_plan: Any, sqlite_url: str, receiver: Receiver, skill: str, point: str
-) -> None:
-    ended = await crash_and_resume(deps, make_plan, sqlite_url, skill, f"{point}:b", receiver.url)
-    status, executions = CASES[(skill, point)]
-    assert ended.status == status, ended.error
-    assert len(runs_of("echo", "a")) == 1  # committed before the crash: replayed, never re-run
-    b = runs_of(skill.removesuffix("-r"), "b")
-    assert len(b) == executions
-    assert len({e["key"] for e in b}) <= 1  # every execution carried the same idempotency key
-    if status == "succeeded":
-        assert len(runs_of("echo", "c")) == 1
-        assert len(receiver.applied) == 1 and await sink_rows(deps) == 1
-    else:
-        assert receiver.requests == [] and await sink_rows(deps) == 0
-
-
-@pytest.mark.parametrize(
-    "point", ["after_commit:c", "after_sink_intent:sink:crm", "after_sink_send:sink:crm"]
-)
-async def test_a_crash_around_the_sink_delivers_once(
-    deps: Deps, make_plan: Any, sqlite_url: str, receiver: Receiver, point: str
-) -> None:
-    ended = await crash_and_resume(deps, make_plan, sqlite_url, "charge", point, receiver.url)
-    assert ended.status == "succeeded", ended.error
-    assert [len(runs_of(s, k)) for s, k in [("echo", "a"), ("charge", "b"), ("echo", "c")]] == [1, 1, 1]
-    keys = {key for key, _ in receiver.requests}
-    assert len(keys) == 1 and len(receiver.applied) == 1
-    assert len(receiver.requests) == (2 if point.startswith("after_sink_send") else 1)
-    assert await sink_rows(deps) == 1
