@@ -4,6 +4,7 @@ with its intervals, and the gate on two stored runs."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from fleetplane.evals.gate import GatePolicy, evaluate_gate
 from fleetplane.evals.results import RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
+from fleetplane.evals.scoring import Sample, Score, register_scorer
 from fleetplane.evals.suites import load_suite
 from fleetplane.evals.targets import CallableTarget
 from fleetplane.store.db import Store
@@ -118,6 +120,59 @@ def test_a_run_stores_every_case_epoch_and_dimension(tmp_path: Path, database_ur
             assert verdict.method == "paired-bootstrap"  # 2 epochs: per-case pass rates are averaged
             assert verdict.delta == pytest.approx(-14 / 40)  # c0, c3 ... c39 are now wrong
             assert report.decision == "block"
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+@dataclass(frozen=True)
+class _Flaky:
+    type: str = "test-flaky"
+    tier: str = "judge"
+
+    async def score(self, sample: Sample) -> Score:
+        if sample.case_id == "c1":
+            raise RuntimeError("the judge's answer held no verdict")
+        return Score(1.0, passed=True)
+
+
+register_scorer("test-flaky", "judge", "fails on case c1 (tests)")(lambda params: _Flaky())
+
+FLAKY = """\
+apiVersion: fleetplane.dev/v1alpha1
+kind: EvalSuite
+metadata: {name: flaky}
+spec:
+  target: {pipeline: echo}
+  dimensions:
+    - {name: judged, scorers: [{type: test-flaky}]}
+    - {name: exact, scorers: [{type: exact}]}
+  cases: [{id: c0, input: a, expected: a}, {id: c1, input: b, expected: b}]
+"""
+
+
+def test_a_failing_scorer_leaves_its_dimension_out_for_that_case(tmp_path: Path, sqlite_url: str) -> None:
+    (tmp_path / "suite.yaml").write_text(FLAKY)
+
+    async def echo(value: Any) -> Any:
+        return value
+
+    async def scenario() -> None:
+        store = await Store.open(sqlite_url)
+        try:
+            repo = RunRepository(store)
+            run = await run_suite(load_suite(tmp_path, "flaky"), CallableTarget("pipeline:echo", echo), repo)
+            assert run.status == "done"
+            assert sorted((o.dimension, o.case_id) for o in await repo.observations(run.id)) == [
+                ("exact", "c0"),
+                ("exact", "c1"),
+                ("judged", "c0"),
+            ]
+            assert run.summary["scoring_errors"] == {
+                "test-flaky": {"count": 1, "first": "c1: RuntimeError: the judge's answer held no verdict"}
+            }
+            assert run.summary["dimensions"]["judged"]["cases"] == 1
         finally:
             await store.close()
 

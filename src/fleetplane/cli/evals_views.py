@@ -44,6 +44,10 @@ def print_summary(r: Run) -> None:
         f"{target.get('output_tokens', 0)} out  |  errors {target.get('errors', 0)}",
         markup=False,
     )
+    for scorer, error in summary.get("scoring_errors", {}).items():
+        console.print(
+            f"scorer {scorer} failed on {error['count']} items, first: {error['first']}", markup=False
+        )
     for tier, cost_row in summary.get("scoring", {}).items():
         console.print(
             f"scoring {tier}: {cost_row['items']} items, ${cost_row['cost_usd_per_item']:.2e}/item, "

@@ -3,7 +3,8 @@ summarised at the end.
 
 Cases run `concurrency` at a time (the suite's, or the caller's). A target that fails on a case (an
 HTTP error, an exception) fails that case on every 0-1 dimension; raw dimensions (cost, latency) skip
-it rather than record a zero that would flatter the run.
+it rather than record a zero that would flatter the run. A scorer that fails (a judge's call) leaves its
+dimension out for that case and is counted in the summary's `scoring_errors`.
 """
 
 from __future__ import annotations
@@ -108,10 +109,16 @@ async def score_answer(
             continue
         scored = []
         for weight, scorer in dimension.scorers:
-            score = await timed_score(scorer, sample)
+            try:
+                score = await timed_score(scorer, sample)
+            except Exception as exc:  # a judge that failed says nothing about the answer
+                costs.failed(scorer.type, f"{sample.case_id}: {type(exc).__name__}: {exc}")
+                break
             costs.add(scorer.tier, score.cost_usd, score.latency_ms)
             scored.append((scorer.type, scorer.tier, weight, score))
-        results.append(combine(dimension, scored))
+        else:
+            results.append(combine(dimension, scored))
+        # A dimension a scorer failed on is left out for this case (the gate pairs what both runs have).
     return results
 
 

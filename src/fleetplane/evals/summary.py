@@ -34,6 +34,13 @@ class ScoringCost:
     cost_usd: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     latency_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by scorer type
+    first_error: dict[str, str] = field(default_factory=dict)
+
+    def failed(self, scorer: str, message: str) -> None:
+        self.errors[scorer] += 1
+        self.first_error.setdefault(scorer, message)
+
     def add(self, tier: str, cost_usd: float, latency_ms: float) -> None:
         self.items[tier] += 1
         self.cost_usd[tier] += cost_usd
@@ -106,4 +113,8 @@ def summarize(
             "output_tokens": sum(o.get("output_tokens") or 0 for o in outputs),
         },
         "scoring": scoring.per_item(),
+        "scoring_errors": {
+            scorer: {"count": n, "first": scoring.first_error[scorer]}
+            for scorer, n in sorted(scoring.errors.items())
+        },
     }
