@@ -310,6 +310,27 @@ def gate_command(
         raise typer.Exit(FAILED)
 
 
+def _target_factory(
+    client: httpx.AsyncClient, store: Store, server: str, key: str | None
+) -> Callable[[LoadedSuite], Target]:
+    def make(suite: LoadedSuite) -> Target:
+        _judges(suite.state, server, key)
+        return _target(suite, None, client, RunnerEnv(store, server, key))
+
+    return make
+
+
+async def serve_schedules(
+    store: Store, fleet: Path, server: str, api_key: str | None, stop: asyncio.Event, *, poll: float = 60.0
+) -> None:
+    """Run the fleet's scheduled suites against `server` until `stop` is set — what `fleetplane up` (or
+    any long-running composition) starts beside the gateway to keep the suites' time series going."""
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
+        make = _target_factory(client, store, server, api_key)
+        await SuiteScheduler(fleet, RunRepository(store), make, time.time).serve(stop, poll=poll)
+
+
 @eval_app.command("scheduled")
 def scheduled_command(
     fleet: Fleet = Path("."),
@@ -326,17 +347,12 @@ def scheduled_command(
         fail(f"no such file or directory: {fleet}")
 
     async def work(store: Store) -> list[Run]:
-        async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-            scheduler = SuiteScheduler(
-                fleet,
-                RunRepository(store),
-                lambda s: _target(s, None, client, RunnerEnv(store, server, key)),
-                time.time,
-            )
-            if not watch:
-                return await scheduler.tick()
-            await scheduler.serve(asyncio.Event(), poll=poll)
+        if watch:
+            await serve_schedules(store, fleet, server, key, asyncio.Event(), poll=poll)
             return []
+        async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
+            make = _target_factory(client, store, server, key)
+            return await SuiteScheduler(fleet, RunRepository(store), make, time.time).tick()
 
     try:
         runs = with_store(database_url, work)
