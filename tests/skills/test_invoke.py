@@ -204,3 +204,22 @@ def test_a_skill_as_a_function_calling_tool() -> None:
     assert tool["function"]["name"] == "send-refund"
     assert tool["function"]["description"].startswith("Refund an order through the payments provider.")
     assert tool["function"]["parameters"] == skill.contract.input_schema
+
+
+async def test_an_attempt_past_its_timeout(skill_copy: Callable[..., Path]) -> None:
+    folder = skill_copy("summarize")
+    edit(folder / "skill.yaml", "timeout: 5s", "timeout: 50ms")
+    edit(
+        folder / "scripts" / "summarize.py",
+        "def run(input: dict, ctx: object) -> dict:",
+        "async def run(input: dict, ctx: object) -> dict:\n    import asyncio\n\n    await asyncio.sleep(30)",
+    )
+    skill = load_folder(folder)
+    assert await failure(skill, {"text": "a"}) == (
+        "timeout: skill summarize@1.0.0 did not finish within its timeout of 0.05s"
+    )
+    with pytest.raises(SkillError) as caught:
+        await skill.reconcile({"text": "a"}, ctx())
+    assert caught.value.message == (
+        "skill summarize@1.0.0 has no reconcile hook (effects.reconcile in skill.yaml)"
+    )
