@@ -20,13 +20,14 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "pipelines"))
 
 from common import command_line, machine, now_utc, source, spread, write_result
+from fakeskills import Contract, FakeCatalog, FakeSkill, Ref
 
 from fleetplane.manifests.pipeline import Pipeline
 from fleetplane.pipelines.context import Deps
@@ -39,64 +40,13 @@ from fleetplane.store.db import Store
 POSTGRES = os.environ.get("FLEETPLANE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@dataclass(frozen=True)
-class Ref:
-    name: str
-    version: str
-    digest: str
-
-
-@dataclass(frozen=True)
-class Effects:
-    kind: str = "pure"
-    idempotent: bool = True
-    at_most_once: bool = False
-    reconcile: str | None = None
-
-
-@dataclass(frozen=True)
-class Retry:
-    max_attempts: int = 1
-    base: float = 0.0
-    cap: float = 0.0
-    retry_on: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Contract:
-    name: str = "add"
-    version: str = "1.0.0"
-    effects: Effects = Effects()
-    tools: tuple[Any, ...] = ()
-    retry: Retry = Retry()
-    timeout: float = 5.0
-    guardrails: tuple[dict[str, Any], ...] = ()
-    model: str | None = None
-
-
 async def add(input: dict[str, Any], _ctx: Any = None) -> dict[str, Any]:
     return {"n": int(input["n"]) + 1, "note": "a pure step"}
 
 
-class Skill:
-    ref = Ref("add", "1.0.0", "sha256:add")
-    contract = Contract()
-
-    async def invoke(self, input: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        return await add(input, ctx)
-
-    async def reconcile(self, input: dict[str, Any], ctx: Any) -> dict[str, Any] | None:
-        return None
-
-
-class Catalog:
-    skill = Skill()
-
-    async def resolve(self, name: str, constraint: str = "*", **_: Any) -> Ref:
-        return self.skill.ref
-
-    async def load(self, ref: Any) -> Skill:
-        return self.skill
+def catalog() -> FakeCatalog:
+    """One pure skill, `add`, from the pipelines tests' in-process catalog."""
+    return FakeCatalog([FakeSkill(Ref("add", "1.0.0", "sha256:add"), Contract("add", "1.0.0"), add)])
 
 
 def chain(steps: int) -> Plan:
@@ -138,7 +88,8 @@ async def journaled(deps: Deps, plan: Plan) -> tuple[float, str]:
 
 async def measure(url: str, steps: int, runs: int) -> dict[str, Any]:
     store = await Store.open(url)
-    deps = Deps(store=store, catalogs=lambda _s: Catalog())
+    skills = catalog()
+    deps = Deps(store=store, catalogs=lambda _s: skills)
     try:
         plan = chain(steps)
         await journaled(deps, plan)  # warm up: compile caches, connection pool
