@@ -205,6 +205,10 @@ async def test_the_signing_policy(sqlite_url: str, tmp_path: Path) -> None:
         assert await refused(catalog.load(unsigned.ref)) == (
             "unsigned: summarize@1.0.0 is not signed (no skill.dsse.json) and signing is required"
         )
+        # Nothing serves yet: a canary needs a stable version first.
+        assert await refused(catalog.registry.promote("summarize", "1.0.0", actor="ann", canary=10)) == (
+            "invalid: summarize serves no version yet: promote one to all runs before a canary"
+        )
         signed_folder = version_of(tmp_path, "summarize", "1.0.1")
         assert await refused(catalog.registry.publish(signed_folder, actor="ann")) == (
             "unsigned: summarize@1.0.1 is not signed (no skill.dsse.json) and signing is required"
@@ -220,8 +224,20 @@ async def test_the_signing_policy(sqlite_url: str, tmp_path: Path) -> None:
         assert await refused(catalog.load(signed.ref)) == (
             f"revoked: summarize@1.0.1: signed by key {kid}, revoked in {trust_file}: laptop stolen"
         )
+        # The serving version's key is revoked: a fixed version may still replace it.
+        await catalog.registry.set_require_signed(False, actor="sec")
+        catalog.registry.trust = TrustPolicy.load(
+            write_trust(trust_file, [("release", public, ["summarize"])])
+        )
+        await catalog.registry.promote("summarize", "1.0.1", actor="ann")
+        write_trust(trust_file, [("release", public, ["summarize"])], [kid])
+        catalog.registry.trust = TrustPolicy.load(trust_file)
+        fixed = await catalog.registry.publish(version_of(tmp_path, "summarize", "1.0.2"), actor="ann")
+        done = await catalog.registry.promote("summarize", "1.0.2", actor="ann")
+        assert (done.channel.version, done.current) == (fixed.version, None)
         assert [(e.kind, e.details) for e in await AuditLog(store).entries(kind="skill.policy")] == [
-            ("skill.policy", {"require_signed": True})
+            ("skill.policy", {"require_signed": True}),
+            ("skill.policy", {"require_signed": False}),
         ]
     finally:
         await store.close()

@@ -289,12 +289,15 @@ class SkillRegistry:
         if canary is not None and not 1 <= canary <= 99:
             raise SkillError("invalid", f"a canary is 1 to 99 percent of runs, not {canary}")
         published = await self.get(name, version)
-        candidate = await self.load(published.ref)  # verified again: the archive may have changed since
         current_channel = await self.channel(name)
+        if current_channel is None and canary is not None:
+            raise SkillError(
+                "invalid", f"{name} serves no version yet: promote one to all runs before a canary"
+            )
+        candidate = await self.load(published.ref)  # verified again: the archive may have changed since
         current: EvalReport | None = None
         if current_channel is not None and current_channel.version != version:
-            serving = await self.get(name, current_channel.version)
-            current = await self.evaluate(await self.load(serving.ref), context)
+            current = await self._evaluate_serving(name, current_channel.version, context)
         report = await self.evaluate(candidate, context)
         decision = await (gate or ThresholdGate())(report, current)
         if not decision.allowed:
@@ -309,14 +312,24 @@ class SkillRegistry:
         channel = await self._flip(published, current_channel, canary, decision.reason, actor)
         return Promotion(channel, decision, report, current)
 
+    async def _evaluate_serving(
+        self, name: str, version: str, context: ContextFactory | None
+    ) -> EvalReport | None:
+        """The serving version's eval report, or None when it no longer verifies (revoked, tampered): a
+        version that may not run is no bar to the one replacing it."""
+        serving = await self.get(name, version)
+        try:
+            skill = await self.load(serving.ref)
+        except SkillError as exc:
+            if exc.kind in ("tampered", "untrusted", "revoked", "unsigned", "not_found"):
+                return None
+            raise
+        return await self.evaluate(skill, context)
+
     async def _flip(
         self, published: PublishedVersion, before: Channel | None, canary: int | None, reason: str, actor: str
     ) -> Channel:
         name, version, now = published.name, published.version, self.clock.now()
-        if before is None and canary is not None:
-            raise SkillError(
-                "invalid", f"{name} serves no version yet: promote one to all runs before a canary"
-            )
         from_version: str | None = before.version if before else None
         if canary is not None:
             values: dict[str, Any] = {"canary_version": version, "canary_percent": canary}
