@@ -27,7 +27,7 @@ eval_online_items = Table(
     Column("sample_u", Float, nullable=False),  # where the trace id hashes to in [0, 1)
     Column("sampled", Boolean, nullable=False),  # in the judge sample of its rule
     Column("flags", JSON, nullable=False),  # why it goes to the judge beyond the sample
-    # none | due | done | failed | refused (same-family judge without override)
+    # none | due | judging | done | failed | refused (same-family judge without override)
     Column("judge_status", String(16), nullable=False),
     Column("judge_error", Text, nullable=True),
     Column("subject", JSON, nullable=False),  # {input, output, finish_reason, error_type}

@@ -62,6 +62,7 @@ class OnlineConfig(Strict):
     flag_below: float = Field(default=0.5, ge=0, le=1)
     audit_rate: float = Field(default=0.0, ge=0, le=1)
     batch: int = Field(default=500, ge=1)
+    judge_concurrency: int = Field(default=8, ge=1, le=256)
     cheap: list[ScorerSpec] = Field(default_factory=list)
     judge: ScorerSpec | None = None
     rules: list[RuleSpec] = Field(min_length=1)

@@ -78,6 +78,7 @@ class OnlineEvaluator:
     flag_below: float = 0.5
     audit_rate: float = 0.0
     batch: int = 500
+    judge_concurrency: int = 8  # judge calls in flight (each waits on a model for ~a second)
     exporter: ScoreExporter | None = None
     clock: Callable[[], float] = time.time
     items: OnlineItems = field(init=False)
@@ -85,6 +86,7 @@ class OnlineEvaluator:
     _read_from_ns: int | None = None
     _seen: dict[tuple[str, str], int] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _reset_judging: bool = False
 
     def __post_init__(self) -> None:
         self.items = OnlineItems(self.spans.store)
@@ -117,6 +119,7 @@ class OnlineEvaluator:
             flag_below=config.flag_below,
             audit_rate=config.audit_rate,
             batch=config.batch,
+            judge_concurrency=config.judge_concurrency,
             exporter=ScoreExporter(telemetry) if telemetry is not None else None,
         )
 
@@ -237,8 +240,18 @@ class OnlineEvaluator:
     async def _judge_due(self, result: PollResult) -> None:
         if self.judge is None:
             return
-        for item in await self.items.due(self.batch):
-            await self._judge_one(item, result)
+        if not self._reset_judging:
+            # Items a stopped evaluator was judging: judged again rather than left behind.
+            await self.items.requeue_judging()
+            self._reset_judging = True
+        gate = asyncio.Semaphore(self.judge_concurrency)
+
+        async def one(item: ItemRow) -> None:
+            async with gate:
+                if await self.items.take_due(item.trace_id, item.span_id):  # not taken by another replica
+                    await self._judge_one(item, result)
+
+        await asyncio.gather(*(one(item) for item in await self.items.due(self.batch)))
 
     async def _judge_one(self, item: ItemRow, result: PollResult) -> None:
         assert self.judge is not None

@@ -94,6 +94,25 @@ class OnlineItems:
             async with self.store.engine.begin() as conn:
                 await conn.execute(insert(scores), values)
 
+    async def take_due(self, trace_id: str, span_id: str) -> bool:
+        """Move one item from due to judging; False when another evaluator took it first."""
+        async with self.store.engine.begin() as conn:
+            taken = await conn.execute(
+                update(items)
+                .where(
+                    items.c.trace_id == trace_id, items.c.span_id == span_id, items.c.judge_status == "due"
+                )
+                .values(judge_status="judging")
+            )
+        return bool(taken.rowcount == 1)
+
+    async def requeue_judging(self) -> int:
+        async with self.store.engine.begin() as conn:
+            moved = await conn.execute(
+                update(items).where(items.c.judge_status == "judging").values(judge_status="due")
+            )
+        return int(moved.rowcount or 0)
+
     async def due(self, limit: int) -> list[ItemRow]:
         async with self.store.engine.connect() as conn:
             rows = (
