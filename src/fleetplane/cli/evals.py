@@ -108,7 +108,10 @@ def _prices(suite: LoadedSuite, model: str) -> tuple[Price | None, dict[str, Pri
     return (Price(group.input, group.output) if group else None), own
 
 
-def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient, env: RunnerEnv) -> Target:
+def _target(
+    suite: LoadedSuite, override: str | None, client: httpx.AsyncClient, env: RunnerEnv | None = None
+) -> Target:
+    """The target to run: model and agent targets need only `client`; skill and pipeline runners `env`."""
     spec = suite.manifest.spec.target
     if override:
         kind, _, name = override.partition(":") if ":" in override else ("model", "", override)
@@ -121,7 +124,7 @@ def _target(suite: LoadedSuite, override: str | None, client: httpx.AsyncClient,
         return AgentTarget(client, name)
     if kind in ("skill", "pipeline"):
         factory = TARGET_RUNNERS.get(kind)
-        if factory is None:
+        if factory is None or env is None:
             fail(
                 f"cannot run {kind} targets: no {kind} runner is registered; "
                 "use --target model:NAME or agent:NAME"
