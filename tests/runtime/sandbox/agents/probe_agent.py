@@ -52,6 +52,16 @@ def call_gateway() -> dict:
         return json.loads(response.read())
 
 
+def chat(model: str) -> dict:
+    """One chat completion with the official openai SDK, configured only by the injected environment."""
+    from openai import OpenAI
+
+    completion = OpenAI().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hello from the sandbox"}], max_tokens=8
+    )
+    return {"id": completion.id, "content": completion.choices[0].message.content}
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep stderr for the tests' own lines
         pass
@@ -82,6 +92,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"value": read_secret(q["name"])})
         elif url.path == "/pids":
             self._send(200, {"pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())})
+        elif url.path == "/chat":
+            self._send(200, chat(q["model"]))
         elif url.path == "/gateway":
             self._send(200, call_gateway())
         elif url.path == "/sick":
