@@ -151,3 +151,19 @@ def test_bad_input_gets_one_line_and_exit_code_2(
 ) -> None:
     result = invoke(cli, *[a.replace("{plans}", str(cli[2])) for a in args])
     assert (result.exit_code, result.output.strip().replace("\n", " ")) == (2, message)
+
+
+def test_a_pipeline_that_requires_signed_skills_refuses_an_unsigned_one(
+    cli: tuple[CliRunner, str, Path],
+) -> None:
+    signed_only = PIPELINE.replace("metadata: {name: ask}", "metadata: {name: ask-signed}").replace(
+        "spec:\n", "spec:\n  policy: {requireSigned: true}\n", 1
+    )
+    (cli[2] / "ask-signed.yaml").write_text(signed_only)
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    refused = invoke(cli, "run", "ask-signed", "-f", str(cli[2]), "--input", '{"question": "late parcel"}')
+    assert refused.exit_code == 1
+    assert refused.output.splitlines()[1:] == [
+        "error: step context:docs: cannot load search-docs@1.0.0: search-docs@1.0.0 is not signed (no "
+        "skill.dsse.json) and signing is required"
+    ]

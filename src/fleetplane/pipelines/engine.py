@@ -132,9 +132,12 @@ async def _settle(ctx: RunContext, runs: RunStore) -> None:
             ctx.fence, "needs_attention", now=ctx.now(), error=str(attention), attention=attention.attention
         )
         return
-    except (RunFailed, StepError) as failed:
-        await runs.settle(ctx.fence, "failed", now=ctx.now(), error=str(failed))
-        await ctx.audit.once("run.finish", subject, {"status": "failed", "error": str(failed)}, now=ctx.now())
+    except LeaseLost:
+        raise
+    except Exception as exc:  # a failed step or check, or a fault of ours: the run fails, it never hangs
+        error = str(exc) if isinstance(exc, RunFailed | StepError) else f"{type(exc).__name__}: {exc}"
+        await runs.settle(ctx.fence, "failed", now=ctx.now(), error=error)
+        await ctx.audit.once("run.finish", subject, {"status": "failed", "error": error}, now=ctx.now())
         return
     digest = await ctx.journal.store_output(output, now=ctx.now())
     await runs.settle(ctx.fence, "succeeded", now=ctx.now(), output_digest=digest)

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fleetplane.pipelines.outcomes import RunFailed
 from fleetplane.pipelines.runs import Fence
 from fleetplane.pipelines.sql import insert_ignore
 from fleetplane.store.db import Store
@@ -32,7 +33,7 @@ from fleetplane.telemetry.content import ContentPolicy, redact_personal_data
 _NO_CUT = 1 << 40  # the journal caps the whole output; single strings are not cut
 
 
-class OutputTooLarge(Exception):
+class OutputTooLarge(RunFailed):
     def __init__(self, step_key: str, size: int, cap: int) -> None:
         self.size, self.cap = size, cap
         super().__init__(

@@ -40,10 +40,19 @@ def _may_rerun(skill: LoadedSkillLike) -> bool:
     return effects.kind in ("pure", "read") or (effects.idempotent and not effects.at_most_once)
 
 
+async def load(ctx: RunContext, pinned: dict[str, str], step_key: str) -> LoadedSkillLike:
+    """The pinned skill, verified by the catalog (a tampered, unsigned under `requireSigned`, untrusted
+    or revoked skill fails the run closed, with the catalog's reason)."""
+    try:
+        return await ctx.catalog.load(make_ref(pinned))
+    except Exception as exc:
+        raise RunFailed(f"step {step_key}: cannot load {pinned['name']}@{pinned['version']}: {exc}") from exc
+
+
 async def rerunnable(ctx: RunContext, lock_key: str) -> bool:
     """Whether the skill pinned under `lock_key` may run twice (a guardrail's `retry` needs that)."""
     pinned = ctx.run.lock.get(lock_key)
-    return pinned is not None and _may_rerun(await ctx.catalog.load(make_ref(pinned)))
+    return pinned is not None and _may_rerun(await load(ctx, pinned, lock_key))
 
 
 async def run_skill(
@@ -64,9 +73,9 @@ async def run_skill(
     pinned = ctx.run.lock.get(lock_key)
     if pinned is None:
         raise RunFailed(f"step {step_key}: {lock_key} is not in the run's skill lock")
-    skill = await ctx.catalog.load(make_ref(pinned))
-    key = idempotency_key(ctx.id, step_id, index)
     label = f"{pinned['name']}@{pinned['version']}"
+    skill = await load(ctx, pinned, step_key)
+    key = idempotency_key(ctx.id, step_id, index)
     if entry is not None and entry.state == "intent":
         reconciled = await _interrupted(ctx, skill, entry, args, key, label)
         if reconciled is not None:

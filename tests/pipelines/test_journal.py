@@ -1,0 +1,74 @@
+"""The journal's own promises: outputs capped and redacted, retention, cancellation stops a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakeskills import effects_log
+from sqlalchemy import func, select
+from test_engine import run_to_end
+from test_governance import GATED, drain
+
+from fleetplane.pipelines.context import Deps
+from fleetplane.pipelines.control import ControlError, cancel
+from fleetplane.pipelines.engine import start_run
+from fleetplane.pipelines.journal import Journal, prune, read_output
+from fleetplane.pipelines.runs import LeaseLost, RunStore
+from fleetplane.store.tables import pipeline_outputs, pipeline_steps
+
+pytestmark = pytest.mark.anyio
+
+ECHO = """
+metadata: {name: echoes}
+spec:
+  journal: {maxOutputBytes: 2048}
+  execute: [{id: e, skill: echo@*, input: {text: "{{ input.text }}"}}]
+"""
+
+
+async def test_outputs_are_redacted_and_capped(deps: Deps, make_plan: Any) -> None:
+    ok = await run_to_end(deps, make_plan(ECHO), {"text": "write to ana@example.com"})
+    assert await read_output(deps.store, ok.output_digest) == {"value": {"text": "write to [EMAIL]"}}
+    big = await run_to_end(deps, make_plan(ECHO), {"text": "x" * 3000})
+    assert big.status == "failed"
+    assert big.error == (
+        "step e: its output is 3021 bytes, over the journal's cap of 2048 bytes "
+        "(spec.journal.maxOutputBytes); return a reference to the data instead of the data"
+    )
+
+
+async def count_outputs(deps: Deps) -> int:
+    async with deps.store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(pipeline_outputs))).scalar_one())
+
+
+async def test_retention_drops_old_journals_and_unreferenced_outputs(deps: Deps, make_plan: Any) -> None:
+    plan = make_plan(ECHO + '  output: "{{ steps.e.output.value.text }}"\n')
+    old = await run_to_end(deps, plan, {"text": "old"})
+    deps.clock.advance(3600)  # type: ignore[attr-defined]
+    new = await run_to_end(deps, plan, {"text": "new"})
+    assert await count_outputs(deps) == 4  # each run: its step's output and its own
+    assert await prune(deps.store, before=deps.clock.now() - 60) == 1
+    async with deps.store.engine.connect() as conn:
+        steps = (await conn.execute(select(pipeline_steps.c.run_id))).scalars().all()
+    assert steps == [new.id]
+    assert await count_outputs(deps) == 3  # the old step's output went; the old run's own stays with its row
+    kept = await RunStore(deps.store).get(old.id)
+    assert kept is not None and kept.status == "succeeded"  # the run row stays for history
+
+
+async def test_cancel_stops_a_run_and_its_worker_writes_nothing_more(deps: Deps, make_plan: Any) -> None:
+    run, _ = await start_run(deps, make_plan(GATED), {"order": "o", "amount": 250})
+    await drain(deps, run.id)
+    cancelled = await cancel(deps.store, run.id, now=deps.clock.now(), actor="ana", reason="duplicate ticket")
+    assert (cancelled.status, cancelled.error) == ("cancelled", "cancelled by ana: duplicate ticket")
+    with pytest.raises(ControlError, match=f"run {run.id} already cancelled"):
+        await cancel(deps.store, run.id, now=deps.clock.now(), actor="ana")
+    second, _ = await start_run(deps, make_plan(GATED), {"order": "p", "amount": 5})
+    fence = await RunStore(deps.store).acquire(second.id, "w1", now=deps.clock.now(), ttl=60)
+    assert fence is not None
+    await cancel(deps.store, second.id, now=deps.clock.now(), actor="ana")
+    with pytest.raises(LeaseLost):
+        await Journal(deps.store, fence).commit("look", {"x": 1}, now=deps.clock.now())
+    assert [e["skill"] for e in effects_log()] == ["lookup"]  # only the first run's step before its gate
