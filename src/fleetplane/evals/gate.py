@@ -111,6 +111,56 @@ def _level(observations: list[Observation], as_pass: bool) -> float:
     return _mean(float(bool(o.passed)) if as_pass else o.value for o in observations)
 
 
+@dataclass(frozen=True)
+class _Compared:
+    name: str
+    policy: GatePolicy
+    result: PairedResult
+    metric: Metric
+    baseline: float
+    candidate: float
+    clusters: int | None
+
+
+def _compare(
+    name: str,
+    policy: GatePolicy,
+    b_cases: Mapping[str, list[Observation]],
+    c_cases: Mapping[str, list[Observation]],
+    *,
+    seed: int,
+    resamples: int,
+) -> _Compared:
+    """One dimension: the paired test its data calls for (see the module docstring)."""
+    ids = sorted(set(b_cases) & set(c_cases))
+    if not ids:
+        raise ValueError(f"dimension {name!r}: no case was scored in both runs")
+    fixtures = [b_cases[i][0].fixture or c_cases[i][0].fixture for i in ids]
+    clustered = any(f is not None for f in fixtures) and len(set(fixtures)) < len(ids)
+    sides = (b_cases, c_cases)
+    binary = all(len(side[i]) == 1 and side[i][0].passed is not None for side in sides for i in ids)
+    if binary and not clustered:
+        b_pass = [bool(b_cases[i][0].passed) for i in ids]
+        c_pass = [bool(c_cases[i][0].passed) for i in ids]
+        result: PairedResult = mcnemar_exact(b_pass, c_pass, margin=policy.margin)
+        return _Compared(
+            name, policy, result, "pass_rate", _mean(map(float, b_pass)), _mean(map(float, c_pass)), None
+        )
+    has_pass = all(o.passed is not None for side in sides for i in ids for o in side[i])
+    b_vals = [_level(b_cases[i], has_pass) for i in ids]
+    c_vals = [_level(c_cases[i], has_pass) for i in ids]
+    sign = -1.0 if policy.goal == "minimize" else 1.0  # oriented: negative is always worse
+    diffs = [sign * (c - b) for b, c in zip(b_vals, c_vals, strict=True)]
+    labels = [f if f is not None else f"case:{i}" for f, i in zip(fixtures, ids, strict=True)]
+    result = paired_bootstrap(
+        diffs, clusters=labels if clustered else None, margin=policy.margin, seed=seed, resamples=resamples
+    )
+    metric: Metric = "pass_rate" if has_pass else "mean"
+    return _Compared(
+        name, policy, result, metric, _mean(b_vals), _mean(c_vals), len(set(fixtures)) if clustered else None
+    )
+
+
 def evaluate_gate(
     baseline: Iterable[Observation],
     candidate: Iterable[Observation],
@@ -127,80 +177,33 @@ def evaluate_gate(
     maximized); `margin`, when given, overrides every policy's margin."""
     base, cand = _per_case(baseline), _per_case(candidate)
     names = list(policies) if policies is not None else sorted(set(base) & set(cand))
-    results: list[tuple[str, GatePolicy, PairedResult, Metric, float, float, int | None]] = []
+    compared: list[_Compared] = []
     unpaired = {"baseline_only": 0, "candidate_only": 0}
     for name in names:
         policy = (policies or {}).get(name, GatePolicy())
         if margin is not None:
             policy = GatePolicy(margin=margin, goal=policy.goal)
         b_cases, c_cases = base.get(name, {}), cand.get(name, {})
-        ids = sorted(set(b_cases) & set(c_cases))
         unpaired["baseline_only"] = max(unpaired["baseline_only"], len(set(b_cases) - set(c_cases)))
         unpaired["candidate_only"] = max(unpaired["candidate_only"], len(set(c_cases) - set(b_cases)))
-        if not ids:
-            raise ValueError(f"dimension {name!r}: no case was scored in both runs")
-        sign = -1.0 if policy.goal == "minimize" else 1.0
-        fixtures = [b_cases[i][0].fixture or c_cases[i][0].fixture for i in ids]
-        clustered = any(f is not None for f in fixtures) and len(set(fixtures)) < len(ids)
-        binary = all(
-            len(obs) == 1 and obs[0].passed is not None
-            for side in (b_cases, c_cases)
-            for obs in (side[i] for i in ids)
-        )
-        if binary and not clustered:
-            b_pass = [bool(b_cases[i][0].passed) for i in ids]
-            c_pass = [bool(c_cases[i][0].passed) for i in ids]
-            result: PairedResult = mcnemar_exact(b_pass, c_pass, margin=policy.margin)
-            metric: Metric = "pass_rate"
-            b_mean, c_mean = _mean(map(float, b_pass)), _mean(map(float, c_pass))
-        else:
-            has_pass = all(o.passed is not None for side in (b_cases, c_cases) for i in ids for o in side[i])
-            metric = "pass_rate" if has_pass else "mean"
+        compared.append(_compare(name, policy, b_cases, c_cases, seed=seed, resamples=resamples))
 
-            b_vals = [_level(b_cases[i], has_pass) for i in ids]
-            c_vals = [_level(c_cases[i], has_pass) for i in ids]
-            diffs = [sign * (c - b) for b, c in zip(b_vals, c_vals, strict=True)]
-            labels = [f if f is not None else f"case:{i}" for f, i in zip(fixtures, ids, strict=True)]
-            result = paired_bootstrap(
-                diffs,
-                clusters=labels if clustered else None,
-                margin=policy.margin,
-                seed=seed,
-                resamples=resamples,
-            )
-            b_mean, c_mean = _mean(b_vals), _mean(c_vals)
-        results.append(
-            (name, policy, result, metric, b_mean, c_mean, len(set(fixtures)) if clustered else None)
-        )
-
-    adjusted = holm([r[2].p_value for r in results])
-    verdicts = [
-        _verdict(name, policy, result, metric, b_mean, c_mean, clusters, p_holm, alpha)
-        for (name, policy, result, metric, b_mean, c_mean, clusters), p_holm in zip(
-            results, adjusted, strict=True
-        )
-    ]
+    adjusted = holm([c.result.p_value for c in compared])
+    verdicts = [_verdict(c, p_holm, alpha) for c, p_holm in zip(compared, adjusted, strict=True)]
     decisions = {v.decision for v in verdicts}
     overall: Decision = "block" if "block" in decisions else "warn" if "warn" in decisions else "pass"
     return GateReport(overall, verdicts, alpha, seed, resamples, baseline_run, candidate_run, unpaired)
 
 
-def _verdict(
-    name: str,
-    policy: GatePolicy,
-    result: PairedResult,
-    metric: Metric,
-    b_mean: float,
-    c_mean: float,
-    clusters: int | None,
-    p_holm: float,
-    alpha: float,
-) -> DimensionVerdict:
+def _verdict(c: _Compared, p_holm: float, alpha: float) -> DimensionVerdict:
+    policy, result = c.policy, c.result
     bound = -policy.margin
     shown = f"{result.estimate:+.4f} [{result.low:+.4f}, {result.high:+.4f}]"
+    # Differences are oriented so that negative is worse: for a minimized dimension that is base - cand.
+    what = "candidate - baseline" if policy.goal == "maximize" else "baseline - candidate (lower is better)"
     decision: Decision
     if result.high < bound and p_holm < alpha:
-        decision, reason = "block", f"candidate - baseline = {shown}, wholly below -{policy.margin:g}"
+        decision, reason = "block", f"{what} = {shown}, wholly below -{policy.margin:g}"
     elif result.high < bound:
         decision, reason = "warn", f"{shown} below -{policy.margin:g} but not after Holm (p={p_holm:.3g})"
     elif result.estimate < 0 and result.low < bound:
@@ -209,28 +212,28 @@ def _verdict(
             f"the estimate drops, {shown}, and the interval straddles -{policy.margin:g}",
         )
     else:
-        decision, reason = "pass", f"candidate - baseline = {shown}"
+        decision, reason = "pass", f"{what} = {shown}"
     discordant = (
         {"baseline_only": result.baseline_only, "candidate_only": result.candidate_only}
         if isinstance(result, McNemar)
         else None
     )
     return DimensionVerdict(
-        name,
+        c.name,
         decision,
         reason,
-        metric,
+        c.metric,
         result.method,
         policy.goal,
         policy.margin,
         result.n,
-        b_mean,
-        c_mean,
+        c.baseline,
+        c.candidate,
         result.estimate,
         result.low,
         result.high,
         result.p_value,
         p_holm,
         discordant,
-        clusters,
+        c.clusters,
     )
