@@ -10,7 +10,8 @@ Runs inside every sandbox (any tier) with the standard library only — it is st
 - with network "allowlist", listens on 127.0.0.1:<proxy port> as an HTTP CONNECT proxy (HTTPS_PROXY)
   forwarding to `egress.sock`, whose host side connects only to allowlisted host:port destinations;
 - listens on `control.sock` for the supervisor: `exec` (an exec probe, run here, inside the sandbox,
-  with the agent's restrictions) and `term` (SIGTERM the agent: a graceful stop in every tier);
+  with the agent's restrictions), `http` (an http probe on another port of the agent) and `term`
+  (SIGTERM the agent: a graceful stop in every tier);
 - starts the agent with the bridge URLs and a placeholder key in its environment, waits for it, and
   records how it ended in `exit.json` (the code, or the signal that killed it).
 """
@@ -52,6 +53,18 @@ async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
     for w in (client_w, up_w):
         w.close()
+
+
+async def _http_status(port: int, path: str, timeout: float) -> dict[str, object]:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+        writer.write(f"GET {path} HTTP/1.0\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        writer.close()
+        return {"status": int(line.split()[1])}
+    except (TimeoutError, OSError, ValueError, IndexError) as exc:
+        return {"status": None, "output": type(exc).__name__}
 
 
 def _write_status(path: str, status: dict[str, int]) -> None:
@@ -144,6 +157,12 @@ class Forwarder:
                 await proc.wait()
                 return {"code": None, "output": f"timed out after {timeout}s"}
             return {"code": proc.returncode, "output": out[-2048:].decode(errors="replace")}
+        if request.get("op") == "http":  # an http probe on a port other than the agent's main one
+            return await _http_status(
+                int(request["port"]),  # type: ignore[call-overload]
+                str(request.get("path", "/")),
+                float(request.get("timeout", 2.0)),  # type: ignore[arg-type]
+            )
         return {"error": f"unknown op {request.get('op')!r}"}
 
     async def run(self) -> int:

@@ -40,8 +40,18 @@ async def check(spec: ProbeSpec, *, endpoint: Path, control: Path, agent_port: i
     """Run the probe once: (passed, what was seen)."""
     probe = spec.check
     if isinstance(probe, HttpCheck):
-        if probe.port not in (None, agent_port):
-            return False, f"http probes reach the agent's port {agent_port} only, not {probe.port}"
+        if probe.port not in (None, agent_port):  # another port: asked from inside, by the forwarder
+            request = {"op": "http", "port": probe.port, "path": probe.path, "timeout": spec.timeout}
+            try:
+                reply = await bridge.control(control, request, spec.timeout + 2)
+            except (OSError, TimeoutError, ValueError) as exc:
+                return False, f"GET :{probe.port}{probe.path}: {exc}"
+            status = reply.get("status")
+            ok = isinstance(status, int) and 200 <= status < 400
+            return (
+                ok,
+                f"GET :{probe.port}{probe.path}: {status if status is not None else reply.get('output')}",
+            )
         transport = httpx.AsyncHTTPTransport(uds=str(endpoint))
         try:
             async with httpx.AsyncClient(transport=transport, timeout=spec.timeout) as client:

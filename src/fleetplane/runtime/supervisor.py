@@ -86,7 +86,8 @@ class Supervisor:
         if spec.tier == "microvm":
             why = sandbox_for("microvm").availability().reason
             raise SandboxError(f"agent {spec.agent!r}: isolation 'microvm' is not available here: {why}")
-        key = hashlib.sha256(spec.replica_id.encode()).hexdigest()[:12]
+        # two supervisors on one host (a server and a test, two `up`s) may name replicas alike
+        key = hashlib.sha256(f"{self.root.resolve()}\0{spec.replica_id}".encode()).hexdigest()[:12]
         paths = ReplicaPaths(run_dir=self.run_base / key, state_dir=self.run_base / f"{key}-state")
         replica = ManagedReplica(self, spec, paths)
         self._replicas[spec.replica_id] = replica

@@ -55,6 +55,10 @@ async def test_secrets_are_files_never_env_or_logs(supervisor: Any, make_spec: A
     env = await http.get(replica, "/env")
     assert env["MODE"] == "test"
     assert env["FLEETPLANE_SECRETS_DIR"] == "/run/secrets"
+    assert env["OTEL_SERVICE_NAME"] == "probe"
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == (
+        f"fleetplane.agent=probe,fleetplane.replica={spec.replica_id},fleetplane.revision=rev1"
+    )
     assert not any(token in value for value in env.values())
     await http.get(replica, f"/print?text=leaking+{token}+now")
     await replica.stop(grace=1)

@@ -116,3 +116,16 @@ async def test_exec_probes_run_inside_the_sandbox(supervisor: Any, make_spec: An
     await replica.wait_for({ReplicaState.BACKOFF}, timeout=20)
     assert replica.last_exit.reason == "ProbeFailed"
     assert replica.last_exit.detail.startswith("liveness probe failed: exec /bin/sh: exit 1")
+
+
+async def test_an_http_probe_on_another_port_is_asked_from_inside(supervisor: Any, make_spec: Any) -> None:
+    on_second = ProbeSpec(HttpCheck("/healthz", port=9090), failure_threshold=1, **FAST_PROBE)
+    replica = await supervisor.start(
+        make_spec(probes=Probes(readiness=on_second), env={"SECOND_PORT": "9090"})
+    )
+    assert await replica.wait_for({ReplicaState.READY}, timeout=20) == ReplicaState.READY
+    nothing_there = ProbeSpec(HttpCheck("/healthz", port=9091), failure_threshold=1, **FAST_PROBE)
+    other = await supervisor.start(make_spec(probes=Probes(startup=nothing_there), restart_policy="Never"))
+    await other.wait_for({ReplicaState.STOPPED}, timeout=20)
+    assert other.last_exit.reason == "ProbeFailed"
+    assert other.last_exit.detail == "startup probe failed: GET :9091/healthz: ConnectionRefusedError"

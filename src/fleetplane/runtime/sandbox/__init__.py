@@ -86,6 +86,11 @@ def base_env(spec: ReplicaSpec, secrets_dir: str) -> dict[str, str]:
         "FLEETPLANE_REVISION": spec.revision,
         "FLEETPLANE_SECRETS_DIR": secrets_dir,
     }
+    # OTel SDKs read these: the agent's spans are named and labelled without it configuring anything
+    env["OTEL_SERVICE_NAME"] = spec.agent
+    env["OTEL_RESOURCE_ATTRIBUTES"] = (
+        f"fleetplane.agent={spec.agent},fleetplane.replica={spec.replica_id},fleetplane.revision={spec.revision}"
+    )
     if spec.resources.gpu_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.gpu_devices)
     env.update(spec.env)

@@ -113,4 +113,9 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     print("agent starting", flush=True)
+    if "SECOND_PORT" in os.environ:  # a metrics-style second port, for probes that name a port
+        import threading
+
+        second = ThreadingHTTPServer(("127.0.0.1", int(os.environ["SECOND_PORT"])), Handler)
+        threading.Thread(target=second.serve_forever, daemon=True).start()
     ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
