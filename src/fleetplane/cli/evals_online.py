@@ -1,9 +1,10 @@
-"""`fleetplane eval pareto` and `fleetplane eval ab`, added to the `eval` group of `cli.evals`.
+"""`fleetplane eval online`, `eval pareto` and `eval ab`, added to the `eval` group of `cli.evals`.
 
-`pareto SUITE --models a,b,c` runs the suite once per candidate model (evals' own run, stored like any
-other), then prints every candidate's quality per dimension, cost per call and p50 latency, marks the
-non-dominated ones and says who dominates the rest, and writes an SVG plot. `ab assign` says which arm a
-key falls in; `ab report` compares two arms on the online scores (paired by input, see `evals.abtest`).
+`online` shows production evals as they accumulate. `pareto SUITE --models a,b,c` runs the suite once per
+candidate model (evals' own run, stored like any other), then prints every candidate's quality per
+dimension, cost per call and p50 latency, marks the non-dominated ones and says who dominates the rest,
+and writes an SVG plot. `ab assign` says which arm a key falls in; `ab report` compares two arms on the
+online scores (paired by input, see `evals.abtest`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fleetplane.cli.common import DatabaseURL, console, fail, now, with_store
 from fleetplane.cli.evals import ApiKey, Fleet, Server, _load, _target, eval_app
 from fleetplane.evals.abtest import ABTest, Arm, report
 from fleetplane.evals.judges import FamilyError, JudgeClient, ModelCatalog, configure_judges
+from fleetplane.evals.online.summary import GROUPS, OnlineRow, OnlineTotals, summarize, totals
 from fleetplane.evals.pareto import Candidate, dominated_by, frontier, plot_svg
 from fleetplane.evals.results import RunRepository
 from fleetplane.evals.runner import run_suite
@@ -211,3 +213,54 @@ def ab_report(
 
 def _mean(value: float | None, n: int) -> str:
     return "-" if value is None else f"{value:.3f} (n={n})"
+
+
+@eval_app.command("online")
+def online_command(
+    by: Annotated[str, typer.Option(help="Group by model, agent, rule, team or prompt_version.")] = "model",
+    since: Annotated[str | None, typer.Option(help="Only traffic of the last DURATION: 15m, 1h, 7d.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Production evals as they accumulate: items scored, sampled, flagged and judged; per group and scorer
+    the mean score, pass rate and what scoring cost."""
+    if by not in GROUPS:
+        fail(f"--by {by!r}: expected one of {', '.join(GROUPS)}")
+    start: float | None = None
+    if since is not None:
+        try:
+            start = now() - parse_duration(since)
+        except ValueError as exc:
+            fail(f"--since {since!r}: {exc}")
+
+    async def read(store: Store) -> tuple[OnlineTotals, list[OnlineRow]]:
+        return await totals(store, since=start), await summarize(store, by=by, since=start)
+
+    total, rows = with_store(database_url, read)
+    if as_json:
+        console.print_json(json.dumps({"totals": total.__dict__, "rows": [r.as_json() for r in rows]}))
+        return
+    console.print(
+        f"{total.items} items scored online: {total.sampled} in the judge sample, {total.flagged} flagged, "
+        f"{total.judged} judged ({total.judge_failed} failed, {total.judge_refused} refused), "
+        f"{total.in_review} in the review queue",
+        markup=False,
+    )
+    if not rows:
+        return
+    table = Table(
+        by, "dimension", "scorer", "tier", "items", "mean", "pass rate", "scoring cost (USD)", "ms/score"
+    )
+    for r in rows:
+        table.add_row(
+            r.group or "-",
+            r.dimension,
+            r.scorer,
+            r.tier,
+            str(r.items),
+            f"{r.mean:.3f}",
+            "-" if r.pass_rate is None else f"{r.pass_rate:.0%}",
+            f"{r.cost_usd:.6f}",
+            f"{r.latency_ms:.2f}",
+        )
+    console.print(table)

@@ -5,6 +5,7 @@ and flagged / judge-uncertain items reach the review queue, where labels update 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from harness import GatewayUnderTest, start_gateway, write_fleet
+from typer.testing import CliRunner
 
+from fleetplane.cli import evals, evals_online
 from fleetplane.evals.judges import JudgeClient, ModelCatalog
 from fleetplane.evals.online.config import OnlineConfig
 from fleetplane.evals.online.evaluator import OnlineEvaluator
@@ -189,6 +193,28 @@ async def test_every_request_gets_cheap_scores_and_sampled_or_flagged_ones_the_j
                     exported.append((trace_id, node.span.span_id, event.attributes["gen_ai.evaluation.name"]))
     stored = [(s.trace_id, s.span_id, s.scorer) for s in [*cheap, *judged]]
     assert sorted(exported) == sorted(stored)
+
+    # `fleetplane eval online` shows what accumulated.
+    app = typer.Typer()
+    evals.register(app)
+    evals_online.register(app)
+    url = production.spans.store.url
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, app, ["eval", "online", "--json", "--database-url", url]
+    )
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["totals"] == {
+        "items": 12,
+        "sampled": len(sampled),
+        "flagged": len(flagged),
+        "judged": len(sampled | flagged),
+        "judge_failed": 0,
+        "judge_refused": 0,
+        "in_review": len(flagged),
+    }
+    counts = {(r["group"], r["scorer"]): r["items"] for r in report["rows"]}
+    assert counts == {("chain", "length"): 12, ("chain", "refusal"): 12, ("chain", "llm-rubric"): len(judged)}
 
 
 async def test_flagged_item_labelled_updates_agreement(production: Production) -> None:
