@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from fleetplane.cli import evals, evals_online
 from fleetplane.evals.judges import JudgeClient, ModelCatalog
 from fleetplane.evals.online.config import OnlineConfig
-from fleetplane.evals.online.evaluator import OnlineEvaluator
+from fleetplane.evals.online.evaluator import CheapScorer, OnlineEvaluator
 from fleetplane.evals.online.sampling import in_sample
 from fleetplane.evals.review import agreement
+from fleetplane.evals.scoring import make_scorer
 from fleetplane.manifests.kinds import Model
 from fleetplane.manifests.loader import load
 from fleetplane.sim.process import SimProcess
@@ -261,3 +262,58 @@ async def test_negative_user_feedback_sends_an_unsampled_item_to_the_judge(produ
     assert item.flags == ["user-feedback"] and item.judge_status == "done"
     [queued] = await production.evaluator.review.items()
     assert queued.trace_id == trace_id and queued.reasons == ["user-feedback"]
+
+
+def verdict_of(score: int) -> httpx.MockTransport:
+    """A judge model that always gives `score` (the production tests' judge is the simulator's)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        call = {
+            "id": "c",
+            "type": "function",
+            "function": {"name": "record_verdict", "arguments": f'{{"score": {score}, "reason": "r"}}'},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return httpx.Response(200, json={"choices": [{"message": message}], "usage": {}})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_uncertain_verdicts_and_the_audit_slice_reach_the_review_queue(production: Production) -> None:
+    base = production.evaluator
+    catalog = ModelCatalog.from_manifests(
+        [
+            m
+            for m in load(Path(base.spans.store.url.removeprefix("sqlite:///")).parent / "fleet").of_kind(
+                Model
+            )
+        ]
+    )
+    client = JudgeClient("http://judge", "k", catalog, transport=verdict_of(3))  # 3 of 5: 0.5, uncertain
+    judge = make_scorer("llm-rubric", {"rubric": "r", "judge": "judge-llama", "client": client})
+    evaluator = OnlineEvaluator(
+        base.spans, base.rules, base.cheap, CheapScorer("llm-rubric", "quality", judge), audit_rate=1.0
+    )
+    sampled = secrets.token_hex(16)
+    while not in_sample(sampled, RATE):
+        sampled = secrets.token_hex(16)
+    assert production.ask(sampled, "hello [[sim output_tokens=20]]").status_code == 200
+    await production.settle()
+    result = await evaluator.poll_once()
+    assert (result.taken, result.judged) == (1, 1)
+    queued = {q.source: q for q in await evaluator.review.items()}
+    # The audit slice queued it first (every trace at rate 1); the uncertain verdict did not queue it twice.
+    assert set(queued) == {"audit"} and queued["audit"].trace_id == sampled
+    [judged] = [s for s in await evaluator.items.scores(trace_id=sampled) if s.tier == "judge"]
+    assert judged.value == 0.5 and judged.flags == ["judge-uncertain"]
+    await client.aclose()
+
+    evaluator.audit_rate = 0.0
+    other = secrets.token_hex(16)
+    while not in_sample(other, RATE):
+        other = secrets.token_hex(16)
+    assert production.ask(other, "hello again [[sim output_tokens=20]]").status_code == 200
+    await production.settle()
+    await evaluator.poll_once()
+    [uncertain] = [q for q in await evaluator.review.items() if q.trace_id == other]
+    assert uncertain.source == "uncertain" and uncertain.reasons == ["judge-uncertain"]
