@@ -30,6 +30,7 @@ from fleetplane.evals.judges import JudgeClient, ModelCatalog, configure_judges
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
 from fleetplane.evals.runner import run_suite
 from fleetplane.evals.schedule import SuiteScheduler
+from fleetplane.evals.scorers.embedding import EmbeddingClient, configure_embeddings
 from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
 from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target
 from fleetplane.manifests.desired import DesiredState
@@ -73,9 +74,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _judges(state: DesiredState, server: str, key: str | None) -> None:
-    """Judge scorers call the same gateway, and know the fleet's models (and so their families)."""
-    catalog = ModelCatalog.from_manifests(state.of_kind(Model))
-    configure_judges(JudgeClient(server.rstrip("/"), key or "", catalog))
+    """Judge and embedding scorers call the same gateway, and know the fleet's models (families, prices)."""
+    models = state.of_kind(Model)
+    configure_judges(JudgeClient(server.rstrip("/"), key or "", ModelCatalog.from_manifests(models)))
+    prices = {m.name: m.spec.price.input for m in models if m.spec.price is not None}
+    configure_embeddings(EmbeddingClient(server.rstrip("/"), key or "", prices))
 
 
 def _load(suite: str, fleet: Path, prepare: Callable[[DesiredState], None] | None = None) -> LoadedSuite:
