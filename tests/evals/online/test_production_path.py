@@ -53,6 +53,7 @@ class Production:
     telemetry: Telemetry
     spans: SpanStore
     evaluator: OnlineEvaluator
+    catalog: ModelCatalog
 
     def ask(self, trace_id: str, text: str, **extra: object) -> httpx.Response:
         body = {"model": "chain", "messages": [{"role": "user", "content": text}], **extra}
@@ -107,7 +108,7 @@ async def production(tmp_path: Path, online_sim: SimProcess) -> AsyncIterator[Pr
         spans, config, judge_params={"client": judge_client}, telemetry=telemetry
     )
     try:
-        yield Production(gateway, telemetry, spans, evaluator)
+        yield Production(gateway, telemetry, spans, evaluator, catalog)
     finally:
         await judge_client.aclose()
         gateway.stop()
@@ -281,15 +282,9 @@ def verdict_of(score: int) -> httpx.MockTransport:
 
 async def test_uncertain_verdicts_and_the_audit_slice_reach_the_review_queue(production: Production) -> None:
     base = production.evaluator
-    catalog = ModelCatalog.from_manifests(
-        [
-            m
-            for m in load(Path(base.spans.store.url.removeprefix("sqlite:///")).parent / "fleet").of_kind(
-                Model
-            )
-        ]
-    )
-    client = JudgeClient("http://judge", "k", catalog, transport=verdict_of(3))  # 3 of 5: 0.5, uncertain
+    client = JudgeClient(
+        "http://judge", "k", production.catalog, transport=verdict_of(3)
+    )  # 3 of 5: 0.5, uncertain
     judge = make_scorer("llm-rubric", {"rubric": "r", "judge": "judge-llama", "client": client})
     evaluator = OnlineEvaluator(
         base.spans, base.rules, base.cheap, CheapScorer("llm-rubric", "quality", judge), audit_rate=1.0
