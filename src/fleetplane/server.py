@@ -28,6 +28,7 @@ from fleetplane.evals.online.service import EvalsService
 from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
 from fleetplane.pipelines.service import PipelineService
+from fleetplane.runtime.service import AgentService
 from fleetplane.telemetry.backend import Backend
 
 # Liveness and readiness say nothing secret; orchestrators probe them without credentials.
@@ -97,11 +98,13 @@ class AdminGuard:
 def build_app(
     runtime: GatewayRuntime,
     backend: Backend | None = None,
+    agents: AgentService | None = None,
     evals: EvalsService | None = None,
     pipelines: PipelineService | None = None,
 ) -> ASGIApp:
     """The server: the gateway and its admin API, and — with a telemetry backend — the OTLP receiver
-    (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`."""
+    (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`; with an agent service, the
+    agents' invoke API (`/agents/{name}/invoke`), their admin API and the reconciler running them."""
 
     async def health(_: Request) -> Response:
         return Response(orjson.dumps({"status": "ok", "version": __version__}), media_type="application/json")
@@ -116,6 +119,8 @@ def build_app(
         if backend is not None:
             await backend.start()
         await runtime.start()
+        if agents is not None:  # after the gateway: the agents' first model calls need it
+            await agents.start()
         if evals is not None:  # the online evaluator scores stored spans, after the fact
             await evals.start()
         if pipelines is not None:  # its worker and scheduler; runs call models through the gateway
@@ -127,6 +132,8 @@ def build_app(
                 await pipelines.stop()
             if evals is not None:
                 await evals.stop()
+            if agents is not None:
+                await agents.stop()
             await runtime.stop()
             if backend is not None:
                 await backend.stop()
@@ -137,6 +144,7 @@ def build_app(
         Route("/admin/ready", ready, methods=["GET"]),
         *admin_routes(runtime),
         *(backend.routes() if backend is not None else []),
+        *(agents.routes() if agents is not None else []),
         *(evals.routes() if evals is not None else []),
         *(pipelines.routes() if pipelines is not None else []),
     ]

@@ -91,6 +91,9 @@ class AgentPool:
     rollout_started: float = 0.0
     rollout_message: str = ""
     error: str | None = None  # why the revision cannot start here (refused tier, unreadable secret)
+    # Set whenever a replica changes state or the pool is converged: requests waiting for a ready
+    # replica look again.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
     @property

@@ -230,6 +230,7 @@ class Reconciler:
         for t in warm[warm_wanted:]:
             self._retire(pool, t)
         pool.rollout_message = self._message(pool)
+        pool.changed.set()
 
     def _scale(self, pool: AgentPool, agent: Agent) -> Scale:
         policy = agent.spec.autoscaling
@@ -305,10 +306,14 @@ class Reconciler:
             warm=warm,
             gpu_owner=replica_id if allocation else None,
         )
-        replica.on_change(lambda _r, _old, _new: self.wake())
+        replica.on_change(lambda _r, _old, _new: self._changed(pool))
         pool.replicas.append(tracked)
         log.info("agent %s: started replica %s (revision %d)", pool.name, replica_id, revision.number)
         return tracked
+
+    def _changed(self, pool: AgentPool) -> None:
+        pool.changed.set()
+        self.wake()
 
     def _retire(self, pool: AgentPool, t: Tracked) -> None:
         """Out of the balancer now; stopped once its requests finish (or the grace ends)."""

@@ -59,14 +59,11 @@ class FakeReplica:
         self.restarts = 0
         self.last_exit: ExitStatus | None = None
         self.pid: int | None = 4242
+        self.endpoint = f"/nonexistent/{spec.replica_id}.sock"  # a test points it at a real socket
 
     @property
     def state(self) -> ReplicaState:
         return self._state
-
-    @property
-    def endpoint(self) -> str:
-        return f"/nonexistent/{self.spec.replica_id}.sock"
 
     @property
     def log_path(self) -> Path:
@@ -95,11 +92,14 @@ class FakeLauncher:
     def __init__(self) -> None:
         self.started: list[FakeReplica] = []
         self.auto_ready = False  # mark each replica READY as soon as it starts
+        self.endpoint: str | None = None  # where every replica's endpoint leads, when set
 
     async def start(self, spec: ReplicaSpec) -> FakeReplica:
         replica = FakeReplica(spec)
         if self.auto_ready:
             replica._state = ReplicaState.READY
+        if self.endpoint is not None:
+            replica.endpoint = self.endpoint
         self.started.append(replica)
         return replica
 

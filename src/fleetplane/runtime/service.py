@@ -1,0 +1,211 @@
+"""What the server mounts for agents: the invoke route, the agents' admin API, and the reconciler's
+lifespan (started with the server, stopping every replica when it stops).
+
+Admin API (under `/admin`, guarded like the rest of it):
+- `GET /admin/agents` — every agent: revision, rollout status, replicas (state, restarts, in flight, log).
+- `GET /admin/agents/{name}` — one agent, with its revision history.
+- `GET /admin/agents/{name}/rollout` — the history, newest last, and the rollout status.
+- `POST /admin/agents/{name}/rollout/undo` — body `{}` or `{"to": N}`: run the previous revision (or N).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fleetplane.manifests.agent import Agent
+from fleetplane.runtime.balancer import Balancer, error
+from fleetplane.runtime.gpu import GpuAllocator
+from fleetplane.runtime.keys import AgentKeys
+from fleetplane.runtime.reconciler import Reconciler
+from fleetplane.runtime.replica import Backoff, Launcher, Tier
+from fleetplane.runtime.revisions import RevisionError
+from fleetplane.runtime.specs import SpecSettings
+from fleetplane.state.clock import SYSTEM_CLOCK, Clock
+from fleetplane.store.db import Store
+from fleetplane.store.url import home
+
+log = logging.getLogger("fleetplane.runtime")
+
+
+@dataclass
+class RuntimeSettings:
+    gateway_url: str | None = None  # the server as the host reaches it; the sandboxes' bridge targets it
+    fleet_dir: Path | None = None  # where applied manifests' relative paths start
+    root: Path | None = (
+        None  # runtime files (logs, sockets, cgroups' names): default $FLEETPLANE_HOME/runtime
+    )
+    poll: float = 1.0
+    invoke_wait: float = 10.0  # how long an invoke waits for a ready replica before a 503
+    invoke_timeout: float = 300.0
+    stop_grace: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    progress_deadline: float = 600.0
+
+    @property
+    def runtime_root(self) -> Path:
+        return self.root or home() / "runtime"
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def host_tier(agent: Agent) -> Tier:
+    """The tier this host gives the agent (the sandbox wing's probe of what works here)."""
+    from fleetplane.runtime.sandbox.policy import resolve_tier
+
+    spec = agent.spec
+    return resolve_tier(
+        spec.trust, spec.isolation, allow_degrade=spec.allow_degrade_to_gvisor, agent=agent.name
+    )
+
+
+class AgentService:
+    def __init__(
+        self,
+        store: Store,
+        settings: RuntimeSettings,
+        *,
+        launcher: Launcher | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        tiers: Any = host_tier,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._own_launcher = launcher is None
+        self.launcher: Launcher | None = launcher
+        self.clock = clock
+        self._tiers = tiers
+        self.reconciler: Reconciler | None = None
+        self.balancer = Balancer(
+            self._pool, self._wake, wait=settings.invoke_wait, timeout=settings.invoke_timeout
+        )
+
+    def _pool(self, name: str) -> Any:
+        return self.reconciler.pools.get(name) if self.reconciler is not None else None
+
+    def _wake(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.wake()
+
+    async def start(self) -> None:
+        root = self.settings.runtime_root
+        root.mkdir(parents=True, exist_ok=True)
+        if self.launcher is None:
+            from fleetplane.runtime.sandbox.policy import host_tiers
+            from fleetplane.runtime.supervisor import Supervisor
+
+            await asyncio.to_thread(host_tiers)  # each probe starts a sandbox: once, off the event loop
+            self.launcher = Supervisor(root=root)
+        specs = SpecSettings(
+            log_dir=root / "logs",
+            gateway_url=self.settings.gateway_url,
+            backoff=self.settings.backoff,
+            stop_grace=self.settings.stop_grace,
+        )
+        self.reconciler = Reconciler(
+            self.store,
+            self.launcher,
+            specs,
+            keys=AgentKeys(self.store),
+            tiers=self._tiers,
+            gpus=GpuAllocator.from_env(),
+            fleet_dir=self.settings.fleet_dir,
+            clock=self.clock,
+            poll=self.settings.poll,
+            progress_deadline=self.settings.progress_deadline,
+        )
+        await self.reconciler.start()
+
+    async def stop(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop()
+        await self.balancer.close()
+        if self.launcher is not None and self._own_launcher:
+            await self.launcher.close()
+
+    # -- routes ---------------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        return [
+            Route("/agents/{name}/invoke", self.balancer.invoke, methods=["POST"]),
+            Route("/admin/agents", self._list, methods=["GET"]),
+            Route("/admin/agents/{name}", self._show, methods=["GET"]),
+            Route("/admin/agents/{name}/rollout", self._rollout, methods=["GET"]),
+            Route("/admin/agents/{name}/rollout/undo", self._undo, methods=["POST"]),
+        ]
+
+    def _unknown(self, name: str) -> Response:
+        return error(404, "not_found", f"no agent named {name!r} is applied")
+
+    async def _list(self, _: Request) -> Response:
+        pools = self.reconciler.pools if self.reconciler is not None else {}
+        return _json({"agents": [pools[name].report() for name in sorted(pools)]})
+
+    async def _show(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        pool = self._pool(name)
+        if pool is None or self.reconciler is None:
+            return self._unknown(name)
+        history = await self.reconciler.revisions.history(name)
+        return _json({**pool.report(), "history": [r.summary() for r in history]})
+
+    async def _rollout(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        pool = self._pool(name)
+        if pool is None or self.reconciler is None:
+            return self._unknown(name)
+        history = await self.reconciler.revisions.history(name)
+        applied = self.reconciler.applied.get(name)
+        adopted = (await self.reconciler.revisions.adopted()).get(name)
+        newest = history[-1] if history else pool.revision
+        body = {
+            "agent": name,
+            "revision": newest.number,  # what should run (the pool converges to it)
+            "status": pool.status() if pool.revision.number == newest.number else "progressing",
+            "message": pool.error or pool.rollout_message,
+            "history": [r.summary() for r in history],
+            # After an undo the applied manifest is not what runs until a different spec is applied.
+            "drift": newest.cause == "undo" and applied == adopted,
+        }
+        return _json(body)
+
+    async def _undo(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self._pool(name) is None or self.reconciler is None:
+            return self._unknown(name)
+        raw = await request.body()
+        to = None
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return error(
+                    400, "invalid_request", f"the body is not JSON (line {exc.lineno} column {exc.colno})"
+                )
+            if not isinstance(body, dict) or set(body) - {"to"}:
+                return error(400, "invalid_request", 'the body is {} or {"to": REVISION_NUMBER}')
+            to = body.get("to")
+            if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 1):
+                return error(400, "invalid_request", f"'to' must be a revision number (>= 1), not {to!r}")
+        try:
+            revision = await self.reconciler.undo(name, to=to)
+        except RevisionError as exc:
+            return error(409, "conflict", str(exc))
+        return _json(
+            {
+                "agent": name,
+                "revision": revision.number,
+                "digest": revision.digest,
+                "message": f"rolling back agent {name!r}: its spec {revision.short} is now "
+                f"revision {revision.number}",
+            }
+        )
