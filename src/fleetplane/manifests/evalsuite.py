@@ -45,7 +45,7 @@ CaseFormat = Literal["native", "promptfoo", "openai-evals", "agent-skills"]
 class EvalCase(Strict):
     """One case: what the target is given and what a good answer is."""
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=255)  # the store keys results by it
     # A string (one user message), a list of chat messages, or a mapping (an agent's / skill's input).
     input: str | list[dict[str, Any]] | dict[str, Any]
     expected: Any = None  # the answer scorers compare with exactly (exact, JSON diff, numeric)
