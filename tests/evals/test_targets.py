@@ -32,6 +32,22 @@ def test_agent_answers_are_read_from_message_parts() -> None:
     data = {"message": {"role": "agent", "parts": [{"kind": "data", "data": {"label": "refund"}}]}}
     assert agent_output(data) == ('{"label": "refund"}', {"label": "refund"})
     assert agent_output({"output": "plain"}) == ("plain", None)
+    task = {
+        "id": "t1",
+        "status": {"state": "completed"},
+        "artifacts": [
+            {"parts": [{"kind": "text", "text": "HELLO"}]},
+            {"parts": [{"kind": "text", "text": "!"}]},
+        ],
+    }
+    assert agent_output(task) == ("HELLO\n!", None)
+    waiting = {
+        "status": {
+            "state": "input-required",
+            "message": {"parts": [{"kind": "text", "text": "Which order?"}]},
+        }
+    }
+    assert agent_output(waiting) == ("Which order?", None)
 
 
 def test_cost_uses_the_serving_deployments_own_price() -> None:

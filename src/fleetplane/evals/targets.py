@@ -127,11 +127,24 @@ class ChatTarget:
         )
 
 
+def _parts(body: Any) -> list[Any] | None:
+    """The answer's parts, in A2A's shapes: a task's artifacts, a message, or a task's status message."""
+    if not isinstance(body, dict):
+        return None
+    artifacts = body.get("artifacts")
+    if isinstance(artifacts, list) and artifacts:
+        return [p for a in artifacts if isinstance(a, dict) for p in (a.get("parts") or [])]
+    for holder in (body, body.get("status")):
+        message = holder.get("message") if isinstance(holder, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("parts"), list):
+            return list(message["parts"])
+    return None
+
+
 def agent_output(body: Any) -> tuple[str, Any]:
-    """An agent's answer: the text of its message's text parts, or its data part as the structured value."""
-    message = body.get("message") if isinstance(body, dict) else None
-    parts = message.get("parts") if isinstance(message, dict) else None
-    if isinstance(parts, list):
+    """An agent's answer: the text of its text parts, or its (first) data part as the structured value."""
+    parts = _parts(body)
+    if parts is not None:
         data = [p.get("data") for p in parts if isinstance(p, dict) and p.get("kind") == "data"]
         texts = [p.get("text", "") for p in parts if isinstance(p, dict) and p.get("kind") == "text"]
         if data and not texts:
