@@ -14,7 +14,7 @@ from typing import Any
 from starlette.routing import Route
 
 from fleetplane.evals.judges.client import GATEWAY_ENV, JudgeClient
-from fleetplane.evals.judges.family import ModelCatalog
+from fleetplane.evals.judges.family import FamilyError, ModelCatalog, check_family
 from fleetplane.evals.online.config import ENV, ConfigError, OnlineConfig, load_config
 from fleetplane.evals.online.evaluator import OnlineEvaluator
 from fleetplane.evals.review.api import review_routes
@@ -59,6 +59,7 @@ class EvalsService:
                 service.evaluator = OnlineEvaluator.from_config(
                     spans, config, judge_params={"client": client}, telemetry=telemetry
                 )
+                check_rule_judges(config, client.catalog)
             except ScorerError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
             service._client = client
@@ -78,6 +79,25 @@ class EvalsService:
             await self.evaluator.stop()
         if self._client is not None:
             await self._client.aclose()
+
+
+def check_rule_judges(config: OnlineConfig, catalog: ModelCatalog) -> None:
+    """A rule that names a model must not be judged by that model's family (unless the judge allows it):
+    refused at startup rather than item by item."""
+    if config.judge is None:
+        return
+    params = config.judge.params
+    raw = params.get("judges") or params.get("judge")
+    judges = [raw] if isinstance(raw, str) else list(raw or [])
+    allow = bool(params.get("allowSameFamily") or params.get("allow_same_family"))
+    for rule in config.rules:
+        if rule.model is None:
+            continue
+        for judge in judges:
+            try:
+                check_family(str(judge), rule.model, catalog, allow_same_family=allow)
+            except FamilyError as exc:
+                raise FamilyError(f"rule {rule.name!r}: {exc}") from None
 
 
 JUDGE_KEY_NAME = "fleetplane-judge"
