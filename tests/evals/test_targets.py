@@ -76,6 +76,14 @@ def test_the_chat_and_agent_targets_speak_http() -> None:
             return httpx.Response(
                 200, json=body, headers={"x-fleetplane-deployment": "sim/sim-small", "traceparent": tp}
             )
+        if request.url.path == "/agents/broken/invoke":
+            failed = {
+                "status": {
+                    "state": "failed",
+                    "message": {"parts": [{"kind": "text", "text": "tool crashed"}]},
+                }
+            }
+            return httpx.Response(200, json=failed)
         return httpx.Response(503, json={"error": {"type": "unavailable", "message": "no ready replica"}})
 
     async def scenario() -> None:
@@ -95,5 +103,7 @@ def test_the_chat_and_agent_targets_speak_http() -> None:
             assert (
                 seen[1].read() == b'{"message":{"role":"user","parts":[{"kind":"data","data":{"text":"x"}}]}}'
             )
+            broken = await AgentTarget(client, "broken")(Case("c", "hi"), 0)
+            assert broken.error == "the agent's task ended failed: tool crashed"
 
     asyncio.run(scenario())

@@ -31,6 +31,7 @@ class Target(Protocol):
 
 
 TargetFunction = Callable[[Any], Awaitable[Any]]
+_FAILED_STATES = ("failed", "rejected", "canceled")
 
 
 def _text_of(value: Any) -> str:
@@ -182,8 +183,19 @@ class AgentTarget:
         latency = (time.perf_counter() - started) * 1000.0
         if response.status_code != 200:
             return Answer("", error=_error_text(response), latency_ms=latency)
-        text, structured = agent_output(response.json())
-        return Answer(text, structured=structured, latency_ms=latency, trace_id=_trace_id(response.headers))
+        body = response.json()
+        text, structured = agent_output(body)
+        status = body.get("status") if isinstance(body, dict) else None
+        state = status.get("state") if isinstance(status, dict) else None
+        trace = _trace_id(response.headers)
+        if state in _FAILED_STATES:  # an A2A task that ended badly is a failed case, whatever it says
+            return Answer(
+                text,
+                error=f"the agent's task ended {state}: {text[:200]}",
+                latency_ms=latency,
+                trace_id=trace,
+            )
+        return Answer(text, structured=structured, latency_ms=latency, trace_id=trace)
 
 
 @dataclass
