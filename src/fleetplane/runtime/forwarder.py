@@ -55,6 +55,15 @@ async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
         w.close()
 
 
+def _alive(pid: int) -> bool:
+    """Not yet a zombie: the loop may not have reaped a child that already died."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 async def _http_status(port: int, path: str, timeout: float) -> dict[str, object]:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
@@ -82,6 +91,7 @@ class Forwarder:
         self.proxy_port = config.get("proxy_port")  # network "allowlist": the egress proxy's port
         self.argv = argv
         self.child: asyncio.subprocess.Process | None = None
+        self.termed = False  # the supervisor asked for the stop (vs. the agent ending on its own)
         self.env = dict(os.environ)
 
     def _path(self, name: str) -> str:
@@ -136,7 +146,8 @@ class Forwarder:
 
     async def _control(self, request: dict[str, object]) -> dict[str, object]:
         if request.get("op") == "term":
-            if self.child is not None and self.child.returncode is None:
+            if self.child is not None and self.child.returncode is None and _alive(self.child.pid):
+                self.termed = True
                 self.child.send_signal(signal.SIGTERM)
             return {"ok": True}
         if request.get("op") == "exec":
@@ -182,7 +193,8 @@ class Forwarder:
         child = self.child
         loop.add_signal_handler(signal.SIGTERM, lambda: child.send_signal(signal.SIGTERM))
         code = await child.wait()
-        _write_status(self._path("exit.json"), {"code": code} if code >= 0 else {"signal": -code})
+        status = {"code": code} if code >= 0 else {"signal": -code}
+        _write_status(self._path("exit.json"), {**status, "termed": int(self.termed)})
         return code if code >= 0 else 128 - code
 
 

@@ -36,7 +36,15 @@ class ProbeCounter:
         return "fail" if self.failures >= self.spec.failure_threshold else None
 
 
-async def check(spec: ProbeSpec, *, endpoint: Path, control: Path, agent_port: int) -> tuple[bool, str]:
+def endpoint_client(endpoint: Path) -> httpx.AsyncClient:
+    """One client per replica start, reused by every http probe (a client per probe costs an SSL
+    context each time: noticeable CPU with many idle replicas)."""
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(endpoint)), base_url="http://agent")
+
+
+async def check(
+    spec: ProbeSpec, *, client: httpx.AsyncClient, control: Path, agent_port: int
+) -> tuple[bool, str]:
     """Run the probe once: (passed, what was seen)."""
     probe = spec.check
     if isinstance(probe, HttpCheck):
@@ -52,10 +60,8 @@ async def check(spec: ProbeSpec, *, endpoint: Path, control: Path, agent_port: i
                 ok,
                 f"GET :{probe.port}{probe.path}: {status if status is not None else reply.get('output')}",
             )
-        transport = httpx.AsyncHTTPTransport(uds=str(endpoint))
         try:
-            async with httpx.AsyncClient(transport=transport, timeout=spec.timeout) as client:
-                response = await client.get(f"http://agent{probe.path}")
+            response = await client.get(probe.path, timeout=spec.timeout)
         except httpx.HTTPError as exc:
             return False, f"GET {probe.path}: {type(exc).__name__}"
         ok = 200 <= response.status_code < 400

@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from fleetplane.runtime import probes
 from fleetplane.runtime.bridge import EgressProxy, GatewayProxy
 from fleetplane.runtime.cgroups import Cgroup, CgroupError, join
@@ -58,6 +60,7 @@ class ManagedReplica:
         self._task: asyncio.Task[None] | None = None
         self._proxy: GatewayProxy | None = None
         self._egress: EgressProxy | None = None
+        self._http: httpx.AsyncClient | None = None  # the probes' client for this start
         self._log: LogWriter | None = None
         self._seen: set[int] = set()  # pids seen in the cgroup before a kill, for the reaper
         self.cgroup: Cgroup | None = None  # the current start's cgroup (tests read its counters)
@@ -233,6 +236,9 @@ class ManagedReplica:
         code = await process.wait()
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         oom_kills = cgroup.oom_kills()
         seen, self._seen = self._seen | cgroup.pids(), set()
         await asyncio.to_thread(_dispose, cgroup, seen)
@@ -241,13 +247,15 @@ class ManagedReplica:
 
     def _classify(self, code: int, oom_kills: int) -> ExitStatus:
         now = self._sup.clock.now()
-        if self._probe_failure is not None:
-            return ExitStatus("ProbeFailed", code=None, signal=None, at=now, detail=self._probe_failure)
-        if oom_kills > 0:
-            return ExitStatus("OOMKilled", code=137, signal="SIGKILL", at=now, detail=f"oom_kill {oom_kills}")
         reported: dict[str, int] = {}
         with contextlib.suppress(OSError, ValueError):
             reported = json.loads((self.paths.run_dir / "exit.json").read_text())
+        # a probe failure is the cause only if the agent ended after we asked it to (or never said how
+        # it ended): an agent that died on its own fails its probes on the way out too
+        if self._probe_failure is not None and (not reported or reported.get("termed")):
+            return ExitStatus("ProbeFailed", code=None, signal=None, at=now, detail=self._probe_failure)
+        if oom_kills > 0:
+            return ExitStatus("OOMKilled", code=137, signal="SIGKILL", at=now, detail=f"oom_kill {oom_kills}")
         if "signal" in reported:
             return ExitStatus("Signal", signal=self._sup.signal_name(reported["signal"]), at=now)
         if "code" in reported:
@@ -277,9 +285,11 @@ class ManagedReplica:
 
     async def _check(self, spec: ProbeSpec) -> tuple[bool, str]:
         self._note_pids()
+        if self._http is None:
+            self._http = probes.endpoint_client(self.paths.run_dir / "agent.sock")
         return await probes.check(
             spec,
-            endpoint=self.paths.run_dir / "agent.sock",
+            client=self._http,
             control=self.paths.run_dir / "control.sock",
             agent_port=self.spec.port,
         )
