@@ -44,6 +44,15 @@ spec:
 ---
 apiVersion: fleetplane.dev/v1alpha1
 kind: Pipeline
+metadata: {name: guarded}
+spec:
+  trigger:
+    webhook: {token: {env: HOOK_TOKEN}}
+  execute:
+    - {id: e, skill: echo@*}
+---
+apiVersion: fleetplane.dev/v1alpha1
+kind: Pipeline
 metadata: {name: manual-only}
 spec:
   execute:
@@ -113,7 +122,10 @@ async def test_the_dedupe_key_can_come_from_the_body(client: httpx.AsyncClient) 
             {},
             {"Idempotency-Key": "k"},
             404,
-            {"message": "no Pipeline named 'nope' (known: hooked, keyed, manual-only)", "type": "not_found"},
+            {
+                "message": "no Pipeline named 'nope' (known: guarded, hooked, keyed, manual-only)",
+                "type": "not_found",
+            },
         ),
         (
             "/pipelines/manual-only/trigger",
@@ -204,3 +216,31 @@ def test_cron_fields() -> None:
     every_monday_9 = Schedule(cron="0 9 * * 1", timezone="UTC")
     assert due_slot(every_monday_9, 1_700_470_800.0) == 1_700_470_800.0  # Monday 2023-11-20 09:00 UTC
     assert due_slot(every_monday_9, 1_700_470_860.0) is None
+
+
+async def test_a_webhook_with_a_token_needs_it(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"Idempotency-Key": "k-1"}
+    unset = await client.post("/pipelines/guarded/trigger", json={}, headers=headers)
+    assert (unset.status_code, unset.json()["error"]["message"]) == (
+        503,
+        "pipeline guarded: its webhook token is unavailable: environment variable HOOK_TOKEN is not set",
+    )
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    wrong = await client.post(
+        "/pipelines/guarded/trigger", json={}, headers={**headers, "Authorization": "Bearer no"}
+    )
+    assert (wrong.status_code, wrong.json()) == (
+        401,
+        {
+            "error": {
+                "message": "pipeline guarded: a valid bearer token is required",
+                "type": "authentication_error",
+            }
+        },
+    )
+    right = await client.post(
+        "/pipelines/guarded/trigger", json={}, headers={**headers, "Authorization": "Bearer s3cret"}
+    )
+    assert right.status_code == 202

@@ -112,6 +112,8 @@ async def _work(deps: Any, run_id: str) -> None:
             pass
     finally:
         await deps.http.aclose()
+        if deps.gateway is not None:
+            await deps.gateway.close()
         telemetry.shutdown(timeout_s=5.0)
 
 

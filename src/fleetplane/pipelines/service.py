@@ -87,6 +87,8 @@ class PipelineService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.deps.http.aclose()
+        if self.deps.gateway is not None:
+            await self.deps.gateway.close()
 
     def routes(self) -> list[Route]:
         return [
