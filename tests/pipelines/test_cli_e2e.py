@@ -144,6 +144,10 @@ def test_a_promotion_leaves_a_run_in_flight_on_its_pinned_version(
         (["runs", "resume", "r-1"], "error: no run r-1"),
         (["approvals", "approve", "a-1"], "error: no approval a-1"),
         (["runs", "cancel", "r-1"], "error: no run r-1"),
+        (
+            ["runs", "prune", "--older-than", "soon"],
+            "error: --older-than: expected a duration: a number of seconds or a string like '500ms', '30s', '5m', '1h30m', '2d'",
+        ),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_code_2(

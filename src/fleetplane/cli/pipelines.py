@@ -15,9 +15,11 @@ from rich.table import Table
 
 from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
 from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.manifests.fields import parse_duration
 from fleetplane.pipelines.approvals import ApprovalError, ApprovalRecord, Approvals
 from fleetplane.pipelines.control import ControlError, RunView, cancel, resume, show
 from fleetplane.pipelines.engine import start_run
+from fleetplane.pipelines.journal import prune
 from fleetplane.pipelines.outcomes import StartError
 from fleetplane.pipelines.runs import RunRecord, RunStore
 from fleetplane.pipelines.runtime import find_plan, make_deps
@@ -27,7 +29,9 @@ from fleetplane.store.audit import AuditLog
 from fleetplane.store.db import Store
 from fleetplane.telemetry.setup import Telemetry
 
-runs_app = typer.Typer(name="runs", help="Pipeline runs: list, show, resume, cancel.", no_args_is_help=True)
+runs_app = typer.Typer(
+    name="runs", help="Pipeline runs: list, show, resume, cancel, prune.", no_args_is_help=True
+)
 approvals_app = typer.Typer(
     name="approvals", help="Approval gates: list, approve (optionally edited), reject.", no_args_is_help=True
 )
@@ -264,6 +268,25 @@ def cancel_run(
 
     run = with_store(database_url, work)
     console.print(f"run {run.id}: {run.status} ({run.error})", markup=False)
+
+
+@runs_app.command("prune")
+def prune_runs(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Finished longer ago than this: 30d, 12h, 90m.")
+    ],
+    database_url: DatabaseURL = None,
+) -> None:
+    """Retention: drop the journals, reasoning and approvals of runs finished before then (run rows stay)."""
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        fail(f"--older-than: {exc}")
+
+    async def work(store: Store) -> int:
+        return await prune(store, before=now() - age)
+
+    console.print(f"pruned the journals of {with_store(database_url, work)} runs")
 
 
 @approvals_app.command("list")
