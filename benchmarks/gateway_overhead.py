@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             if out["gateway_logs"]:
                 data.setdefault("gateway_logs", {})[profile.name] = out["gateway_logs"]
             if out["py_spy"]:
-                data["py_spy"][profile.name] = out["py_spy"]
+                data["py_spy"].update(out["py_spy"])  # by variant (profile, telemetry) and mode
     targets = {p.name: p.target for p in PROFILES}
     targets |= {variant_name(p, "off"): TELEMETRY_TARGET for p in PROFILES}
     data["summary"] = summarize(data["runs"], targets)
