@@ -119,7 +119,6 @@ def check_family(
     if same and not allow_same_family:
         raise FamilyError(
             f"judge {judge!r} is of family {judge_family!r}, the same as target {target!r}: judges favour "
-            "their own family's answers; pick a judge of another family or allow it explicitly "
-            "(allowSameFamilyJudge on a suite, allowSameFamily on a judge scorer)"
+            "their own family's answers; pick a judge of another family or set allowSameFamilyJudge: true"
         )
     return FamilyCheck(judge, judge_family, target, target_family, overridden=same)
