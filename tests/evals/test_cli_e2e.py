@@ -139,6 +139,13 @@ def test_run_compare_gate_and_history_through_a_real_gateway(
         "schedule"
     ]
 
+    suites = invoke("suites", "--fleet", str(directory))
+    assert suites.exit_code == 0, suites.output
+    [row] = [line for line in suites.output.splitlines() if "brief" in line]
+    assert re.sub(r"\s+", " ", row).startswith(
+        "│ brief │ model:solo │ 1 file │ 1 │ brevity (gate 0.05), shape, tokens, cost │ every 1h │ "
+    )
+
     printed = invoke("run", "brief", *server)
     assert printed.exit_code == 0, printed.output
     assert "brief -> model:solo" in printed.output
@@ -189,6 +196,9 @@ def test_bad_input_is_one_line_and_exit_code_2(
 
     gone = invoke("scheduled", "--fleet", str(tmp_path / "gone"))
     assert (gone.exit_code, gone.output) == (2, f"error: no such file or directory: {tmp_path / 'gone'}\n")
+
+    none = invoke("suites", "--fleet", str(tmp_path / "gone"))
+    assert (none.exit_code, none.output) == (2, f"error: no such file or directory: {tmp_path / 'gone'}\n")
 
     bad_output = invoke("history", "brief", "--output", "xml")
     assert (bad_output.exit_code, bad_output.output) == (

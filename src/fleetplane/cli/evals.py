@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fleetplane.cli.admin_client import DEFAULT_SERVER
 from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, with_store
 from fleetplane.cli.evals_targets import RUNNERS, RunnerEnv, RunnerFactory, TargetNameError
-from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_summary
+from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_suites, print_summary
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.judges import JudgeClient, ModelCatalog, configure_judges
 from fleetplane.evals.results import Run, RunNotFound, RunRepository
@@ -35,6 +35,8 @@ from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
 from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
+from fleetplane.manifests.evalsuite import EvalSuite
+from fleetplane.manifests.loader import load
 from fleetplane.manifests.model import Model
 from fleetplane.store.db import Store
 
@@ -370,6 +372,26 @@ def scheduled_command(
         console.print(f"ran {r.suite} -> {r.target}: run {r.id[:12]}, score {shown}", markup=False)
     if not runs:
         console.print("no scheduled suite is due", markup=False)
+
+
+@eval_app.command("suites")
+def suites_command(fleet: Fleet = Path("."), database_url: DatabaseURL = None) -> None:
+    """The fleet's eval suites: target, cases, dimensions (gated ones with a margin), schedule, last run."""
+    try:
+        state = load(fleet)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except ManifestErrors as exc:
+        fail(str(exc.errors[0]))
+    suites = state.of_kind(EvalSuite)
+    if not suites:
+        fail(f"no EvalSuite in {fleet}", code=FAILED)
+
+    async def work(store: Store) -> dict[str, float | None]:
+        repo = RunRepository(store)
+        return {s.name: await repo.last_started(s.name) for s in suites}
+
+    print_suites(suites, with_store(database_url, work))
 
 
 @eval_app.command("history")

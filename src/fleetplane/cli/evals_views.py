@@ -9,6 +9,7 @@ from rich.table import Table
 from fleetplane.cli.common import console
 from fleetplane.evals.gate import GateReport
 from fleetplane.evals.results import Run
+from fleetplane.manifests.evalsuite import EvalSuite
 
 
 def _ci(values: list[float] | None, fmt: str = "{:.3f}") -> str:
@@ -127,4 +128,34 @@ def print_history(suite: str, runs: list[Run]) -> None:
             "-" if target.get("cost_usd") is None else f"{target['cost_usd']:.6f}",
             "-" if target.get("latency_ms_p50") is None else f"{target['latency_ms_p50']:.0f}",
         )  # fmt: skip
+    console.print(table)
+
+
+def _every(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"every {seconds / size:g}{unit}"
+    return f"every {seconds:g}s"
+
+
+def _cases(inline: int, files: int) -> str:
+    shown = [f"{inline} inline"] if inline else []
+    if files:
+        shown.append(f"{files} file{'s' if files != 1 else ''}")
+    return " + ".join(shown)
+
+
+def print_suites(suites: list[EvalSuite], last_run: dict[str, float | None]) -> None:
+    table = Table(title="eval suites (times in UTC)")
+    for column in ("suite", "target", "cases", "epochs", "dimensions", "schedule", "last run"):
+        table.add_column(column, justify="right" if column == "epochs" else "left")
+    for suite in suites:
+        spec = suite.spec
+        dims = ", ".join(d.name + (f" (gate {d.gate.margin:g})" if d.gate else "") for d in spec.dimensions)
+        last = last_run.get(suite.name)
+        cases = _cases(len(spec.cases), len(spec.case_files))
+        every = "-" if spec.schedule is None else _every(spec.schedule.every)
+        target = f"{spec.target.kind}:{spec.target.name}"
+        last_shown = "-" if last is None else _when(last)
+        table.add_row(suite.name, target, cases, str(spec.epochs), dims, every, last_shown)
     console.print(table)
