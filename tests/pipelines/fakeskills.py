@@ -166,6 +166,7 @@ def default_skills() -> list[FakeSkill]:
             reconcile_fn=_refund_seen,
         ),
         _skill("flaky", "1.0.0", _flaky),
+        _skill("backoff", "1.0.0", _flaky, retry=Retry(4, 1.0, 1.5, ("transient",))),
         _skill("broken", "1.0.0", _broken),
         _skill(
             "tooluser",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -248,3 +249,25 @@ async def test_a_retry_guardrail_runs_a_rerunnable_step_again_and_blocks_an_at_m
         "guardrail never blocked r: assert: output.refunded > 100 is false",
     )
     assert len([e for e in effects_log() if e["skill"] == "refund"]) == 1
+
+
+async def test_retries_wait_as_the_skills_policy_says(deps: Deps, make_plan: Any) -> None:
+    plan = make_plan("""
+    metadata: {name: backoff}
+    spec:
+      execute: [{id: f, skill: backoff@*, input: {fail_times: 3}}]
+    """)
+    run, _ = await start_run(deps, plan, {})
+    clock = deps.clock
+    started = clock.now()
+    turn = asyncio.create_task(Worker(deps, owner="w").drain())
+    while not turn.done():  # time moves only when the engine waits: each back-off is seen on the clock
+        await asyncio.sleep(0.005)
+        clock.advance(0.25)  # type: ignore[attr-defined]
+    await turn
+    ended = await RunStore(deps.store).get(run.id)
+    assert ended is not None and ended.status == "succeeded"
+    waits = [r.data["retry_in"] for r in await records(deps.store, run.id) if r.kind == "retry"]
+    assert waits == [1.0, 1.5, 1.5]  # base 1s doubling, capped at 1.5s
+    assert clock.now() - started >= sum(waits)
+    assert [e["attempt"] for e in effects_log()] == [1, 2, 3, 4]
