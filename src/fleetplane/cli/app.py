@@ -16,6 +16,7 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so `fleetplane --help` stays fast and each group owns its own module.
     from fleetplane.cli import (
+        agents,
         doctor,
         evals,
         evals_online,
@@ -47,6 +48,7 @@ def _register() -> None:
         evals_online,
         render,
         doctor,
+        agents,
     ):
         group.register(app)
 

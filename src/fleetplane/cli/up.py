@@ -33,6 +33,7 @@ from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.kinds import Model, Provider, Team, VirtualKey
 from fleetplane.manifests.loader import load
 from fleetplane.pipelines.service import server_service
+from fleetplane.runtime.service import AgentService, RuntimeSettings
 from fleetplane.server import build_app
 from fleetplane.sim.process import SimProcess
 from fleetplane.store.db import Store
@@ -121,6 +122,15 @@ class _Server(uvicorn.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
+
+
+def _local_url(host: str, port: int) -> str:
+    """This server as a process on this host reaches it (a wildcard address is reached on loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -309,8 +319,15 @@ async def _serve(
             gateway_key=key[1] if key else None,
             spans=backend.telemetry.spans if backend else None,
         )
+        try:  # the fleet's Agents: sandboxed replicas whose model calls come back here
+            agent_settings = RuntimeSettings.from_env(
+                gateway_url=_local_url(host, port), fleet_dir=desired.directory
+            )
+        except ValueError as exc:
+            fail(str(exc), code=1)
+        agents = AgentService(store, agent_settings)
         config = uvicorn.Config(
-            build_app(runtime, backend, evals=evals, pipelines=pipelines),
+            build_app(runtime, backend, agents=agents, evals=evals, pipelines=pipelines),
             host=host,
             port=port,
             loop="uvloop" if os.name != "nt" else "asyncio",

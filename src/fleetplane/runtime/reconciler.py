@@ -272,7 +272,8 @@ class Reconciler:
         replica_id = f"{pool.name}-{revision.digest[:6]}-{next(counter)}"
         allocation = None
         try:
-            tier = self.tiers(agent)
+            # The first choice probes every isolation tier by starting one: off the event loop.
+            tier = await asyncio.to_thread(self.tiers, agent)
             key = None
             if self.keys is not None and agent.spec.network.mode != "none":
                 key = await self.keys.secret(agent, now=self.clock.now())

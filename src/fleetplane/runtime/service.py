@@ -10,8 +10,8 @@ Admin API (under `/admin`, guarded like the rest of it):
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from fleetplane.runtime.balancer import Balancer, error
 from fleetplane.runtime.gpu import GpuAllocator
 from fleetplane.runtime.keys import AgentKeys
 from fleetplane.runtime.reconciler import Reconciler
-from fleetplane.runtime.replica import Backoff, Launcher, Tier
+from fleetplane.runtime.replica import Backoff, Launcher, Replica, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.revisions import RevisionError
 from fleetplane.runtime.specs import SpecSettings
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
@@ -50,6 +50,31 @@ class RuntimeSettings:
     backoff: Backoff = field(default_factory=Backoff)
     progress_deadline: float = 600.0
 
+    @classmethod
+    def from_env(cls, **fields: Any) -> RuntimeSettings:
+        """Settings with the operator's knobs from the environment: `FLEETPLANE_RESTART_BACKOFF`
+        (seconds before a crashed replica's first restart, doubling to 5 min; default 10) and
+        `FLEETPLANE_INVOKE_WAIT` (seconds an invoke waits for a ready replica; default 10)."""
+        settings = cls(**fields)
+        for name, attribute in (
+            ("FLEETPLANE_RESTART_BACKOFF", "backoff"),
+            ("FLEETPLANE_INVOKE_WAIT", "invoke_wait"),
+        ):
+            raw = os.environ.get(name)
+            if not raw:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+            if not value > 0:
+                raise ValueError(f"{name}={raw!r}: expected more than 0 seconds")
+            if attribute == "backoff":
+                settings.backoff = Backoff(initial=value, maximum=max(value, Backoff().maximum))
+            else:
+                settings.invoke_wait = value
+        return settings
+
     @property
     def runtime_root(self) -> Path:
         return self.root or home() / "runtime"
@@ -67,6 +92,31 @@ def host_tier(agent: Agent) -> Tier:
     return resolve_tier(
         spec.trust, spec.isolation, allow_degrade=spec.allow_degrade_to_gvisor, agent=agent.name
     )
+
+
+class LazySupervisor:
+    """The sandbox wing's supervisor, made when the first replica starts: a server whose fleet has no
+    agents neither probes the isolation tiers nor needs cgroups, and one that cannot run them (no root,
+    no cgroups) still serves the gateway, its agents reporting why they do not run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._supervisor: Launcher | None = None
+
+    async def start(self, spec: ReplicaSpec) -> Replica:
+        if self._supervisor is None:
+            from fleetplane.runtime.cgroups import CgroupError
+            from fleetplane.runtime.supervisor import Supervisor
+
+            try:
+                self._supervisor = Supervisor(root=self.root)
+            except CgroupError as exc:
+                raise SandboxError(f"the local runtime cannot run agents here: {exc}") from None
+        return await self._supervisor.start(spec)
+
+    async def close(self) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.close()
 
 
 class AgentService:
@@ -101,11 +151,7 @@ class AgentService:
         root = self.settings.runtime_root
         root.mkdir(parents=True, exist_ok=True)
         if self.launcher is None:
-            from fleetplane.runtime.sandbox.policy import host_tiers
-            from fleetplane.runtime.supervisor import Supervisor
-
-            await asyncio.to_thread(host_tiers)  # each probe starts a sandbox: once, off the event loop
-            self.launcher = Supervisor(root=root)
+            self.launcher = LazySupervisor(root)
         specs = SpecSettings(
             log_dir=root / "logs",
             gateway_url=self.settings.gateway_url,

@@ -105,8 +105,14 @@ def _directory(agent: Agent, what: str, value: str | None, base_dir: Path | None
 
 
 def argv(agent: Agent, settings: SpecSettings) -> tuple[str, ...]:
+    """The command line: a `python`/`python3` command runs on fleetplane's own interpreter (the sandbox
+    sees the host's root read-only, so its packages, the openai SDK among them, are there); a
+    declarative agent runs the runner."""
     if agent.spec.run is not None:
-        return tuple(agent.spec.run.command)
+        command = list(agent.spec.run.command)
+        if command[0] in ("python", "python3") and agent.spec.run.rootfs is None:
+            command[0] = settings.python
+        return tuple(command)
     return (settings.python, "-m", "fleetplane.cli", "agent", "serve")
 
 
@@ -135,7 +141,6 @@ def replica_spec(
     spec = agent.spec
     run = spec.run
     env = environment(agent)
-    env["FLEETPLANE_REVISION"] = revision
     if gpu_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_devices)
     return ReplicaSpec(

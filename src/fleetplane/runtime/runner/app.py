@@ -1,0 +1,124 @@
+"""The runner's HTTP service: `GET /healthz` and `POST /invoke` (docs/runtime.md, after A2A's Task).
+
+One invoke is a task: the instructions (as the system message, their version sent to the gateway as the
+prompt version so traces and usage are split by it) and the user's text go to the model group; each
+model call is a step. The runner stops at `max_steps` steps or when the tokens spent reach `max_tokens`
+(each call may spend only what is left), and answers with the last reply as the task's artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fleetplane.runtime.runner.config import RunnerConfig
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _text(request: dict[str, Any]) -> str:
+    parts = (request.get("message") or {}).get("parts") or []
+    texts = [p["text"] for p in parts if isinstance(p, dict) and p.get("kind") == "text"]
+    data = [
+        orjson.dumps(p["data"]).decode() for p in parts if isinstance(p, dict) and p.get("kind") == "data"
+    ]
+    return "\n".join(texts + data)
+
+
+def _task(task_id: str, state: str, *, text: str | None = None, metadata: dict[str, Any]) -> dict[str, Any]:
+    task: dict[str, Any] = {"kind": "task", "id": task_id, "status": {"state": state}, "metadata": metadata}
+    if text is not None and state == "completed":
+        task["artifacts"] = [{"artifactId": f"{task_id}-answer", "parts": [{"kind": "text", "text": text}]}]
+    elif text is not None:
+        task["status"]["message"] = {"role": "agent", "parts": [{"kind": "text", "text": text}]}
+    return task
+
+
+def build_app(config: RunnerConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    client = httpx.AsyncClient(base_url=config.gateway_url, timeout=300, transport=transport)
+
+    async def healthz(_: Request) -> Response:
+        return _json(
+            {"status": "ok", "agent": config.name, "instructionsVersion": config.instructions_version}
+        )
+
+    async def invoke(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"error": {"type": "invalid_request", "message": "the body is not JSON"}}, 400)
+        if not isinstance(body, dict):
+            return _json({"error": {"type": "invalid_request", "message": "the body must be an object"}}, 400)
+        task_id = str(body.get("taskId") or "task")
+        text = _text(body)
+        if not text:
+            return _json(
+                {"error": {"type": "invalid_request", "message": "the message has no text or data"}}, 400
+            )
+        headers = {
+            "authorization": f"Bearer {config.api_key}",
+            "x-fleetplane-prompt-name": config.name,
+            "x-fleetplane-prompt-version": config.instructions_version,
+        }
+        for name in ("traceparent", "tracestate"):
+            if request.headers.get(name):
+                headers[name] = request.headers[name]
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": config.instructions},
+            {"role": "user", "content": text},
+        ]
+        spent = steps = 0
+        reply = ""
+        metadata: dict[str, Any] = {"model": config.model, "instructionsVersion": config.instructions_version}
+        while steps < config.max_steps and spent < config.max_tokens:
+            steps += 1
+            answer = await client.post(
+                "/chat/completions",
+                json={"model": config.model, "messages": messages, "max_tokens": config.max_tokens - spent},
+                headers=headers,
+            )
+            if answer.status_code != 200:
+                metadata.update(steps=steps, tokens=spent, gatewayStatus=answer.status_code)
+                detail = answer.text[:500]
+                return _json(
+                    _task(
+                        task_id,
+                        "failed",
+                        text=f"the gateway answered {answer.status_code}: {detail}",
+                        metadata=metadata,
+                    ),
+                    502,
+                )
+            completion = answer.json()
+            usage = completion.get("usage") or {}
+            spent += int(usage.get("total_tokens") or 0)
+            choice = completion["choices"][0]
+            reply = choice["message"].get("content") or ""
+            messages.append({"role": "assistant", "content": reply})
+            if choice.get("finish_reason") != "length":
+                break  # the model finished its answer: the task is done
+            messages.append({"role": "user", "content": "Continue."})
+        metadata.update(steps=steps, tokens=spent)
+        return _json(_task(task_id, "completed", text=reply, metadata=metadata))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/invoke", invoke, methods=["POST"])],
+        lifespan=lifespan,
+    )
