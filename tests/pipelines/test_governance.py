@@ -271,3 +271,30 @@ async def test_retries_wait_as_the_skills_policy_says(deps: Deps, make_plan: Any
     assert waits == [1.0, 1.5, 1.5]  # base 1s doubling, capped at 1.5s
     assert clock.now() - started >= sum(waits)
     assert [e["attempt"] for e in effects_log()] == [1, 2, 3, 4]
+
+
+async def test_a_gate_inside_a_loop_holds_one_item_and_the_others_finish(deps: Deps, make_plan: Any) -> None:
+    plan = make_plan("""
+    metadata: {name: loop}
+    spec:
+      execute:
+        - id: tell
+          skill: echo@*
+          foreach: "{{ input.to }}"
+          parallel: 2
+          input: {to: "{{ item }}"}
+          approval: {when: "item == 'boss'"}
+    """)
+    run, _ = await start_run(deps, plan, {"to": ["ana", "boss", "bo"]})
+    assert (await drain(deps, run.id)).status == "waiting_approval"
+    assert sorted(e["step"] for e in effects_log()) == ["tell[0]", "tell[2]"]  # not cancelled half-way
+    [gate] = await Approvals(deps.store).query()
+    await Approvals(deps.store).decide(gate.id, approve=True, actor="ana", now=deps.clock.now())
+    done = await drain(deps, run.id)
+    assert done.status == "succeeded"
+    assert sorted(e["step"] for e in effects_log()) == ["tell[0]", "tell[1]", "tell[2]"]  # each once
+    assert await read_output(deps.store, done.output_digest) == [
+        {"value": {"to": "ana"}},
+        {"value": {"to": "boss"}},
+        {"value": {"to": "bo"}},
+    ]

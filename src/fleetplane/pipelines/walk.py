@@ -15,9 +15,10 @@ from fleetplane.manifests.pipeline import ROUTED, Step
 from fleetplane.pipelines.checks import RetryStep, guard
 from fleetplane.pipelines.context import RunContext
 from fleetplane.pipelines.gates import gate
-from fleetplane.pipelines.outcomes import RunFailed
+from fleetplane.pipelines.outcomes import NeedsAttention, Paused, RunFailed
+from fleetplane.pipelines.runs import LeaseLost
 from fleetplane.pipelines.stages import condition
-from fleetplane.pipelines.steps import rerunnable, run_skill
+from fleetplane.pipelines.steps import StepError, rerunnable, run_skill
 
 
 async def walk_steps(ctx: RunContext, scope: dict[str, Any]) -> None:
@@ -43,8 +44,30 @@ async def walk_steps(ctx: RunContext, scope: dict[str, Any]) -> None:
                     inner = {**scope, "item": value, "index": index}
                     return await _one(ctx, step, f"{step.id}[{index}]", inner, index)
 
-            output = list(await asyncio.gather(*(item(i, v) for i, v in enumerate(items))))
+            output = _settled(
+                await asyncio.gather(*(item(i, v) for i, v in enumerate(items)), return_exceptions=True)
+            )
         scope["steps"][step_id] = {"output": output, "skipped": False}
+
+
+def _settled(results: list[Any]) -> list[Any]:
+    """A loop's outputs once every item has ended: items are never cancelled half-way (an effect in
+    flight must reach its journal entry). If any item failed, the run fails; else if any needs a person,
+    or waits at a gate, the run does that; the items that finished stay committed for the resume."""
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for kind in (
+        asyncio.CancelledError,
+        LeaseLost,
+        RunFailed,
+        StepError,
+        NeedsAttention,
+        Paused,
+        BaseException,
+    ):
+        for error in errors:
+            if isinstance(error, kind):
+                raise error
+    return results
 
 
 async def _one(ctx: RunContext, step: Step, key: str, scope: dict[str, Any], index: int | None) -> Any:
