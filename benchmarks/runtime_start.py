@@ -86,12 +86,58 @@ async def tier_start(sup: Supervisor, tier: str, agent: Path, logs: Path, n: int
     return elapsed, memory
 
 
+async def idle_cpu(count: int, tier: str, agent: Path, tmp: Path, seconds: float) -> dict[str, float]:
+    """The supervisor's own CPU while `count` single-replica agents idle, probed as by default (readiness
+    every 5 s, liveness every 10 s)."""
+    probes = Probes(
+        readiness=ProbeSpec(HttpCheck("/healthz"), period=5.0, timeout=2.0),
+        liveness=ProbeSpec(HttpCheck("/healthz"), period=10.0, timeout=2.0),
+    )
+    sup = Supervisor(tmp / "idle-runtime")
+    gate = asyncio.Semaphore(8)
+
+    async def one(n: int) -> None:
+        async with gate:
+            spec = ReplicaSpec(
+                agent=f"idle{n}",
+                replica_id=f"idle-{n}",
+                revision="r",
+                argv=(sys.executable, agent.name),
+                cwd=str(agent.parent),
+                log_dir=tmp / "logs",
+                tier=tier,  # type: ignore[arg-type]
+                network="none",
+                resources=Resources(cpu_millis=500, memory_bytes=128 * 2**20, pids=32, disk_bytes=2**20),
+                probes=probes,
+            )
+            replica = await sup.start(spec)
+            await replica.wait_for({ReplicaState.READY}, timeout=120)
+
+    try:
+        await asyncio.gather(*(one(n) for n in range(count)))
+        await asyncio.sleep(2.0)
+        before_wall, before_cpu = time.perf_counter(), time.process_time()
+        await asyncio.sleep(seconds)
+        cpu = time.process_time() - before_cpu
+        wall = time.perf_counter() - before_wall
+    finally:
+        await sup.close(grace=2.0)
+    return {
+        "replicas": count,
+        "cpu_percent": 100 * cpu / wall,
+        "cpu_ms_per_replica_per_s": 1000 * cpu / wall / count,
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--tiers", default="process,bwrap,gvisor")
+    parser.add_argument("--idle", type=int, default=0, help="also: supervisor CPU with this many idle agents")
+    parser.add_argument("--idle-tier", default="bwrap")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
     args = parser.parse_args()
     tiers = [t for t in args.tiers.split(",") if t]
     when = now_utc()
@@ -111,10 +157,14 @@ async def main() -> None:
                 "memory_mb": spread([r[1] / 2**20 for r in runs]),
             }
         await sup.close()
+        if args.idle:
+            results["idle"] = await idle_cpu(args.idle, args.idle_tier, agent, Path(tmp), args.idle_seconds)
     table = Table(title=f"replica start to first ready probe ({args.runs} runs each)")
     for column in ("mechanism", "start median ms", "min-max ms", "idle memory MiB (median)"):
         table.add_column(column)
     for name, row in results.items():
+        if name == "idle":
+            continue
         s = row["start_s"]
         mem = row["memory_mb"]
         table.add_row(
@@ -124,6 +174,12 @@ async def main() -> None:
             "—" if mem is None else f"{mem['median']:.1f}",
         )
     Console().print(table)
+    if "idle" in results:
+        idle = results["idle"]
+        print(
+            f"supervisor CPU with {idle['replicas']} idle {args.idle_tier} agents: "
+            f"{idle['cpu_percent']:.1f}% of one core ({idle['cpu_ms_per_replica_per_s']:.2f} ms per replica per second)"
+        )
     path = write_result(
         "runtime_start",
         {
