@@ -178,7 +178,8 @@ async def main() -> None:
         idle = results["idle"]
         print(
             f"supervisor CPU with {idle['replicas']} idle {args.idle_tier} agents: "
-            f"{idle['cpu_percent']:.1f}% of one core ({idle['cpu_ms_per_replica_per_s']:.2f} ms per replica per second)"
+            f"{idle['cpu_percent']:.1f}% of one core "
+            f"({idle['cpu_ms_per_replica_per_s']:.2f} ms per replica per second)"
         )
     path = write_result(
         "runtime_start",
