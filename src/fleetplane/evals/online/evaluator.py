@@ -1,9 +1,9 @@
 """`OnlineEvaluator`: scores production traffic after the fact, from the span store.
 
-Each poll reads the GenAI spans that started since the cursor (telemetry's `SpanStore.sample` at rate 1,
-which returns spans with their content events), keeps those a sampling rule matches (judge calls are
-skipped: they name themselves `fleetplane.judge.*`), claims them in the store (a span is taken once, by
-one replica), runs the cheap scorers on every one, flags items (a low cheap score, a scorer's own flag,
+Each poll reads the GenAI spans that started since the cursor (`reader`: keys first, then the unseen
+spans whole, with their content events), keeps those a sampling rule matches (judge calls are skipped:
+they name themselves `fleetplane.judge.*`), claims them in the store (a span is taken once, by one
+replica), runs the cheap scorers on every one, flags items (a low cheap score, a scorer's own flag,
 a guardrail or error, finish_reason=length, negative user feedback), sends sampled and flagged items to
 the judge, and puts flagged, judge-uncertain and audit-slice items in the review queue. Scores are stored
 and exported as `gen_ai.evaluation.result` events.
@@ -29,6 +29,7 @@ from fleetplane.evals.judges.family import FamilyError
 from fleetplane.evals.online.config import OnlineConfig
 from fleetplane.evals.online.export import ScoreExporter
 from fleetplane.evals.online.items import ItemRow, OnlineItems, ScoreRow
+from fleetplane.evals.online.reader import read_page
 from fleetplane.evals.online.sampling import SamplingRule, rule_for, sample_fraction
 from fleetplane.evals.online.subject import Subject, sample_of, subject_of
 from fleetplane.evals.review.queue import ReviewQueue
@@ -40,7 +41,6 @@ from fleetplane.telemetry.usagequery import SampledSpan
 log = logging.getLogger("fleetplane.evals")
 
 NS = 1_000_000_000
-FLOAT_SLACK_NS = 512
 INFERENCE = frozenset(str(op) for op in sc.INFERENCE_OPERATIONS)
 GUARDRAIL_ERRORS = ("guardrail", "content_filter")
 JUDGE_REVIEW_FLAGS = frozenset({"judge-uncertain", "order-disagreement"})
@@ -134,17 +134,16 @@ class OnlineEvaluator:
         since = self._read_from_ns
         newest_seen = since
         while True:
-            # `since` goes to the query as float seconds (~240 ns resolution today): ask from a little
-            # earlier so no span at the boundary is skipped; those already seen are skipped below.
-            page = await self.spans.sample(rate=1.0, since=(since - FLOAT_SLACK_NS) / NS, limit=self.batch)
-            fresh = [p for p in page if (p.span.trace_id, p.span.span_id) not in self._seen]
-            for p in page:
-                self._seen[(p.span.trace_id, p.span.span_id)] = p.span.start_ns
-                newest_seen = max(newest_seen, p.span.start_ns)
-            await self._take(fresh, result)
-            if len(page) < self.batch or page[-1].span.start_ns == since:
+            page = await read_page(
+                self.spans.store, since_ns=since, limit=self.batch, seen=lambda t, s: (t, s) in self._seen
+            )
+            for trace_id, span_id, start_ns in page.keys:
+                self._seen[(trace_id, span_id)] = start_ns
+                newest_seen = max(newest_seen, start_ns)
+            await self._take(page.fresh, result)
+            if len(page.keys) < self.batch or page.keys[-1][2] == since:
                 break
-            since = page[-1].span.start_ns
+            since = page.keys[-1][2]
         self._read_from_ns = max(self._read_from_ns, newest_seen - int(self.lag * NS))
         self._seen = {k: v for k, v in self._seen.items() if v >= self._read_from_ns}
         await self._judge_due(result)
