@@ -3,6 +3,7 @@ a read-back mismatch is an error, and a cgroup is never reused."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,26 @@ def test_a_limit_that_reads_back_different_is_an_error(tmp_path: Path) -> None:
 def test_cpu_quota_has_a_floor_of_one_millisecond() -> None:
     assert Limits(memory_bytes=1, cpu_millis=1, pids=1).cpu_quota_us == 1000
     assert Limits(memory_bytes=1, cpu_millis=2000, pids=1).cpu_quota_us == 200_000
+
+
+def test_v2_in_a_container_moves_its_own_processes_out_of_the_namespace_root(tmp_path: Path) -> None:
+    root = fake_v2(tmp_path / "cg")
+    (root / "cgroup.procs").write_text("1\n7\n")
+
+    class NamespaceRoot(type(tmp_path)):  # type: ignore[misc]
+        """The kernel's rule: no controllers for children while the cgroup itself holds processes."""
+
+        def write_text(self, data, *args, **kwargs):  # type: ignore[no-untyped-def]
+            busy = bool((root / "cgroup.procs").read_text().split())
+            if self.name == "cgroup.subtree_control" and self.parent == root and busy:
+                raise OSError(errno.EBUSY, "Device or resource busy")
+            if self.name == "cgroup.procs" and self.parent.name == "fleetplane-host":
+                left = [p for p in (root / "cgroup.procs").read_text().split() if p != data]
+                (root / "cgroup.procs").write_text("\n".join(left))
+            return super().write_text(data, *args, **kwargs)
+
+    driver = FakeSubtree(NamespaceRoot(root))
+    driver.create("agent-0-abc", LIMITS)
+    assert (root / "cgroup.procs").read_text() == ""
+    assert (root / "fleetplane-host" / "cgroup.procs").read_text() == "7"  # the last one moved
+    assert (root / "fleetplane/agent-0-abc/pids.max").read_text() == "32"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from pathlib import Path
 
 from fleetplane.runtime.cgroups import CPU_PERIOD_US, PARENT, CgroupError, Limits, read_int, write_checked
@@ -66,7 +67,22 @@ class CgroupV2:
                 try:
                     (where / "cgroup.subtree_control").write_text(f"+{c}")
                 except OSError as exc:
-                    raise CgroupError(f"cannot enable {c} in {where}: {exc.strerror}") from exc
+                    if exc.errno != errno.EBUSY or where != self.root or not self._evacuate_root():
+                        raise CgroupError(f"cannot enable {c} in {where}: {exc.strerror}") from exc
+                    (where / "cgroup.subtree_control").write_text(f"+{c}")
+
+    def _evacuate_root(self) -> bool:
+        """Inside a container's cgroup namespace the root holds the container's own processes, and a
+        cgroup with processes cannot hand controllers to children ("no internal processes"): move them
+        to a leaf, as container init systems do. Only done at the namespace root."""
+        leaf = self.root / "fleetplane-host"
+        leaf.mkdir(exist_ok=True)
+        moved = False
+        for pid in (self.root / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):  # gone meanwhile, or a kernel thread
+                (leaf / "cgroup.procs").write_text(pid)
+                moved = True
+        return moved
 
     def create(self, name: str, limits: Limits) -> GroupV2:
         parent = self.root / PARENT
