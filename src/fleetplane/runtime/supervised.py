@@ -167,6 +167,9 @@ class ManagedReplica:
             except (SandboxError, CgroupError, OSError) as exc:
                 status = ExitStatus("Exit", code=None, at=self._sup.clock.now(), detail=str(exc))
                 log.error("replica %s could not start: %s", self.spec.replica_id, exc)
+            except Exception as exc:  # keep supervising: a bug in one start must not orphan the replica
+                status = ExitStatus("Exit", code=None, at=self._sup.clock.now(), detail=repr(exc))
+                log.exception("replica %s: start failed", self.spec.replica_id)
             if self._stopping:
                 break
             self._last_exit = status
@@ -202,9 +205,14 @@ class ManagedReplica:
             with contextlib.suppress(FileNotFoundError):
                 (self.paths.run_dir / name).unlink()
         self._probe_failure = None
-        cgroup = await asyncio.to_thread(self._sup.new_cgroup, self.spec)
-        self.cgroup = cgroup
         plan = sandbox_for(self.spec.tier).plan(self.spec, self.paths)
+        try:
+            cgroup = await asyncio.to_thread(self._sup.new_cgroup, self.spec)
+        except BaseException:
+            for fd in plan.close_after_spawn:
+                os.close(fd)
+            raise
+        self.cgroup = cgroup
         self._set_state(ReplicaState.STARTING)
         try:
             process = await asyncio.create_subprocess_exec(

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from fleetplane.runtime.cgroups import CgroupError
 from fleetplane.runtime.replica import Backoff, ExecCheck, HttpCheck, Probes, ProbeSpec, ReplicaState
+from fleetplane.runtime.supervisor import Supervisor
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("bwrap_ok")]
 
@@ -131,3 +133,30 @@ async def test_an_http_probe_on_another_port_is_asked_from_inside(supervisor: An
     await other.wait_for({ReplicaState.STOPPED}, timeout=20)
     assert other.last_exit.reason == "ProbeFailed"
     assert other.last_exit.detail == "startup probe failed: GET :9091/healthz: ConnectionRefusedError"
+
+
+class RefusingCgroups:
+    """A host whose cgroups refuse every limit (what a read-back mismatch looks like)."""
+
+    version = 1
+
+    def controllers(self) -> list[str]:
+        return []
+
+    def create(self, name: str, limits: Any) -> Any:
+        raise CgroupError(
+            f"/sys/fs/cgroup/pids/fleetplane/{name}/pids.max reads back 'max' after writing '64'"
+        )
+
+
+async def test_a_start_without_its_limits_backs_off_like_a_crash(make_spec: Any, tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "runtime", cgroups=RefusingCgroups())
+    try:
+        replica = await supervisor.start(make_spec())
+        await replica.wait_for({ReplicaState.BACKOFF}, timeout=20)
+        assert replica.last_exit.reason == "Exit" and replica.last_exit.code is None
+        assert "reads back 'max' after writing '64'" in replica.last_exit.detail
+        assert replica.pid is None
+    finally:
+        await supervisor.close(grace=0.1)
+    assert replica.state == ReplicaState.STOPPED
