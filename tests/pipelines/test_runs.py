@@ -6,14 +6,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fakeskills import FakeCatalog, effects_log
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from test_crash_windows import Receiver
-from test_governance import GATED, drain
+from test_engine import BASIC
+from test_governance import GATED, GUARDED, drain
 
 from fleetplane.pipelines.approvals import Approvals
 from fleetplane.pipelines.context import Deps
+from fleetplane.pipelines.control import show
 from fleetplane.pipelines.engine import start_run, take_turn
 from fleetplane.pipelines.journal import Journal
 from fleetplane.pipelines.runs import LeaseLost, RunStore
@@ -21,7 +24,7 @@ from fleetplane.pipelines.worker import Worker
 from fleetplane.state.clock import ManualClock
 from fleetplane.store.audit import AuditLog
 from fleetplane.store.db import Store
-from fleetplane.store.tables import audit_log
+from fleetplane.store.tables import audit_log, pipeline_sink_rows
 from fleetplane.telemetry.processors import InMemorySink
 from fleetplane.telemetry.setup import Telemetry
 
@@ -133,23 +136,47 @@ async def test_the_audit_chain_detects_an_edited_or_deleted_entry(deps: Deps, ma
 
 
 async def outcome(url: str, make_plan: Any) -> list[Any]:
-    """The same scenario on one store: what ends where, and what the journal says."""
+    """The same scenarios on one store — routed runs, a gate approved and one rejected, a guardrail
+    block — and what each left: status, error, output, journal, reasoning, audit kinds, sink rows."""
     store = await Store.open(url)
     catalog = FakeCatalog()
     deps = Deps(store=store, catalogs=lambda _s: catalog, clock=ManualClock(start=time.time()))
+    approvals = Approvals(store)
     try:
-        from test_engine import BASIC
-
-        results = []
-        for payload in ({"order": "o", "amount": 50}, {"order": "p", "amount": 500}):
-            run, _ = await start_run(deps, make_plan(BASIC), payload)
-            await Worker(deps, owner="w").drain()
-            from fleetplane.pipelines.control import show
-
+        runs = [
+            (await start_run(deps, make_plan(BASIC), {"order": o, "amount": a}))[0]
+            for o, a in (("o", 50), ("p", 500))
+        ]
+        runs += [
+            (await start_run(deps, make_plan(GATED), {"order": o, "amount": 250}))[0] for o in ("q", "r")
+        ]
+        runs.append((await start_run(deps, make_plan(GUARDED), {"amount": 1, "note": "4111111111111111"}))[0])
+        await Worker(deps, owner="w").drain()
+        approve = {runs[2].id: True, runs[3].id: False}  # by run: the gates' order is their random ids'
+        for gate in await approvals.query():
+            await approvals.decide(
+                gate.id, approve=approve[gate.run_id], actor="ana", now=deps.clock.now(), reason="r"
+            )
+        await Worker(deps, owner="w").drain()
+        results: list[Any] = []
+        for run in runs:
             view = await show(store, run.id)
-            steps = sorted((s["step_key"], s["state"], s["output_digest"]) for s in view.steps)
-            reasons = [(r.kind, r.step_key) for r in view.reasoning]
-            results.append((view.run.status, view.output, steps, reasons))
+            steps = sorted((s["step_key"], s["state"], s["attempt"], s["output_digest"]) for s in view.steps)
+            reasons = [(r.kind, r.step_key, r.data) for r in view.reasoning]
+            results.append((view.run.status, view.run.error, view.output, steps, reasons))
+        # Runs started at the same instant may be taken in either order, and approval ids are random.
+        entries = [
+            (e.kind, {k: v for k, v in e.details.items() if k != "approval"})
+            for e in await AuditLog(store).entries()
+        ]
+        results.append(sorted(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in entries))
+        async with store.engine.connect() as conn:
+            results.append(
+                sorted(
+                    orjson.dumps(r.data, option=orjson.OPT_SORT_KEYS)
+                    for r in (await conn.execute(select(pipeline_sink_rows))).all()
+                )
+            )
         return results
     finally:
         await deps.http.aclose()
@@ -159,4 +186,12 @@ async def outcome(url: str, make_plan: Any) -> list[Any]:
 async def test_sqlite_and_postgres_give_the_same_results(
     sqlite_url: str, postgres_url: str, make_plan: Any, effects: Any
 ) -> None:
-    assert await outcome(sqlite_url, make_plan) == await outcome(postgres_url, make_plan)
+    on_sqlite = await outcome(sqlite_url, make_plan)
+    assert [(r[0], r[1]) for r in on_sqlite[:5]] == [
+        ("succeeded", None),
+        ("succeeded", None),
+        ("succeeded", None),
+        ("failed", "approval pay rejected by ana: r"),
+        ("failed", "guardrail no-cards blocked pay: regex: the value matches '\\\\b\\\\d{16}\\\\b'"),
+    ]
+    assert on_sqlite == await outcome(postgres_url, make_plan)
