@@ -31,6 +31,9 @@ async def test_no_host_process_is_visible(supervisor: Any, make_spec: Any, http:
     pids = (await http.get(replica, "/pids"))["pids"]
     # bwrap's init, the forwarder and the agent: a fresh pid namespace, not the host's processes
     assert pids == [1, 2, 3]
+    # and the minimal root: the supervisor's own files are not there to read
+    for path in ("/root/.bashrc", "/root/.gitconfig", "/etc/shadow", "/home", "/var/lib/postgresql"):
+        assert (await http.get(replica, f"/exists?path={path}"))["exists"] is False, path
 
 
 async def test_the_host_filesystem_is_read_only(

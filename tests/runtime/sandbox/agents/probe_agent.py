@@ -84,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, dict(os.environ))
         elif url.path == "/connect":
             self._send(200, {"result": attempt_connect(q["host"], int(q["port"]))})
+        elif url.path == "/exists":
+            self._send(200, {"exists": os.path.exists(q["path"])})
         elif url.path == "/tunnel":
             self._send(200, {"result": tunnel(q["host"], int(q["port"]))})
         elif url.path == "/write":
