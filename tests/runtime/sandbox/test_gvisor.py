@@ -3,11 +3,12 @@ isolated the same way, reaching the gateway only through the bridge."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
-from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaState
+from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaState, Resources
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("runsc_ok")]
 
@@ -32,3 +33,17 @@ async def test_the_same_agent_runs_under_gvisor(supervisor: Any, make_spec: Any,
     assert len(pids) <= 3  # the forwarder and the agent in the Sentry's own pid namespace
     await replica.stop(grace=1)
     assert replica.state == ReplicaState.STOPPED
+
+
+MEMORY_HOG = "x = []\nwhile True:\n    x.append(bytearray(1 << 20))\n"
+
+
+async def test_the_memory_limit_holds_under_gvisor(supervisor: Any, make_spec: Any) -> None:
+    # the host cgroup holds the Sentry, which allocates the sandbox's memory: the limit binds there
+    resources = Resources(cpu_millis=1000, memory_bytes=64 * 2**20, pids=64, disk_bytes=2**20)
+    spec = make_spec(
+        (sys.executable, "-c", MEMORY_HOG), tier="gvisor", resources=resources, restart_policy="Never"
+    )
+    replica = await supervisor.start(spec)
+    assert await replica.wait_for({ReplicaState.STOPPED}, timeout=60) == ReplicaState.STOPPED
+    assert replica.last_exit.reason == "OOMKilled"
