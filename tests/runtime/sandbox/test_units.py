@@ -55,3 +55,16 @@ def test_log_records_carry_labels_split_long_lines_and_redact_secrets(tmp_path: 
 @pytest.mark.parametrize("missing", ["nowhere.jsonl"])
 def test_reading_a_missing_log_yields_nothing(tmp_path: Path, missing: str) -> None:
     assert list(read_records(tmp_path / missing)) == []
+
+
+def test_gpu_nodes_are_bound_only_when_allocated_and_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetplane.runtime.sandbox import bwrap
+
+    host = {"/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm"}  # a 2-GPU host
+    monkeypatch.setattr(bwrap.os.path, "exists", lambda path: path in host)
+    assert bwrap.gpu_binds(()) == []
+    assert bwrap.gpu_binds(("1",)) == [
+        "--dev-bind", "/dev/nvidia1", "/dev/nvidia1",
+        "--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl",
+        "--dev-bind", "/dev/nvidia-uvm", "/dev/nvidia-uvm",
+    ]  # fmt: skip

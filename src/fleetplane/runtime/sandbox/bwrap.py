@@ -42,6 +42,20 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
+def gpu_binds(devices: tuple[str, ...]) -> list[str]:
+    """The fresh /dev has no GPU: bind only the allocated NVIDIA devices (and the shared control nodes),
+    so a replica can open its GPUs and no other — the device-level half of CUDA_VISIBLE_DEVICES."""
+    if not devices:
+        return []
+    nodes = [f"/dev/nvidia{d}" for d in devices if d.isdigit()]
+    nodes += ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"]
+    binds: list[str] = []
+    for node in nodes:
+        if os.path.exists(node):
+            binds += ["--dev-bind", node, node]
+    return binds
+
+
 class BwrapSandbox:
     tier: Tier = "bwrap"
 
@@ -84,6 +98,7 @@ class BwrapSandbox:
                 argv += ["--symlink" if bind.symlink else "--ro-bind", bind.source, bind.dest]
             python = host_python()
         argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += gpu_binds(spec.resources.gpu_devices)
         argv += ["--size", str(spec.resources.disk_bytes), "--tmpfs", "/tmp"]
         argv += ["--size", str(1 << 20), "--tmpfs", "/run", "--bind", str(paths.run_dir), RUN_DIR]
         argv += ["--ro-bind", str(FORWARDER), FORWARDER_INSIDE]
