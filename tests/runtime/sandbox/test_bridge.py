@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -110,3 +111,24 @@ async def test_an_allowlist_opens_exactly_its_destinations(
     # and nothing is reachable directly, allowlisted or not
     direct = await http.get(replica, f"/connect?host=127.0.0.1&port={echo_server}")
     assert direct["result"].startswith("refused")
+
+
+@pytest.mark.usefixtures("cgroups_ok")
+async def test_the_process_tier_gets_the_bridge_on_a_free_port(
+    supervisor: Any, make_spec: Any, http: Any, gateway: FakeGateway
+) -> None:
+    spec = make_spec(
+        (sys.executable, "probe_agent.py"),
+        tier="process",
+        network="gateway",
+        gateway_url=f"http://127.0.0.1:{gateway.port}",
+        virtual_key=VIRTUAL_KEY,
+    )
+    replica = await supervisor.start(spec)
+    await replica.wait_for({ReplicaState.READY}, timeout=20)
+    env = await http.get(replica, "/env")
+    bridge_port = int(env["OPENAI_BASE_URL"].split(":")[2].split("/")[0])
+    assert bridge_port not in (4000, gateway.port)  # the host's network: a free port, not a fixed one
+    answer = await http.get(replica, "/gateway")
+    assert answer["authorization"] == f"Bearer {VIRTUAL_KEY}"
+    assert VIRTUAL_KEY not in env.values()
