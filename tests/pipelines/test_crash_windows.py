@@ -13,7 +13,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,6 +95,7 @@ class Case:
     status: str  # how the run ends after another worker resumes it
     executions: int  # how often step b's skill really ran, crash and resume together
     deliveries: int = 1  # HTTP requests the sink target received (all with one key)
+    postgres: bool = False  # the store: SQLite, or a fresh Postgres database
 
 
 CASES = [
@@ -110,16 +112,47 @@ CASES = [
     Case("charge", "after_commit:c", "succeeded", 1),  # between the last commit and the sink
     Case("charge", "after_sink_intent:sink:crm", "succeeded", 1),
     Case("charge", "after_sink_send:sink:crm", "succeeded", 1, 2),  # delivered, not recorded: sent again
+    # The same guarantees on Postgres, one case per effect class at its most telling window.
+    Case("echo", "after_execute:b", "succeeded", 2, postgres=True),
+    Case("charge", "after_execute:b", "succeeded", 2, postgres=True),
+    Case("refund", "after_execute:b", "needs_attention", 1, 0, postgres=True),
+    Case("charge", "after_sink_send:sink:crm", "succeeded", 1, 2, postgres=True),
 ]
 
 
+@pytest.fixture
+def postgres_databases(postgres_server_url: str) -> Iterator[Callable[[], str]]:
+    """Fresh Postgres databases on demand, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"fleetplane_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return f"{postgres_server_url.rpartition('/')[0]}/{name}"
+
+    yield create
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 async def test_crash_windows(
-    make_plan: Any, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    make_plan: Any,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_databases: Callable[[], str],
 ) -> None:
     """Every case in its own store and worker process, the processes killed concurrently (test time)."""
     started: list[tuple[Case, Deps, str, Path, asyncio.subprocess.Process]] = []
     for i, case in enumerate(CASES):
-        url, effects = f"sqlite:///{tmp_path / f'case{i}.db'}", tmp_path / f"effects{i}.jsonl"
+        url = postgres_databases() if case.postgres else f"sqlite:///{tmp_path / f'case{i}.db'}"
+        effects = tmp_path / f"effects{i}.jsonl"
         store = await Store.open(url)
         deps = Deps(
             store=store,
