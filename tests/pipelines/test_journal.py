@@ -72,3 +72,23 @@ async def test_cancel_stops_a_run_and_its_worker_writes_nothing_more(deps: Deps,
     with pytest.raises(LeaseLost):
         await Journal(deps.store, fence).commit("look", {"x": 1}, now=deps.clock.now())
     assert [e["skill"] for e in effects_log()] == ["lookup"]  # only the first run's step before its gate
+
+
+async def test_a_run_whose_pinned_plan_was_altered_fails_instead_of_running(
+    deps: Deps, make_plan: Any
+) -> None:
+    from sqlalchemy import update
+
+    from fleetplane.store.tables import pipeline_plans
+
+    plan = make_plan(ECHO)
+    run, _ = await start_run(deps, plan, {"text": "x"})
+    tampered = {**plan.document(), "order": ["e", "e"]}
+    async with deps.store.engine.begin() as conn:
+        await conn.execute(
+            update(pipeline_plans).where(pipeline_plans.c.digest == plan.digest).values(plan=tampered)
+        )
+    ended = await drain(deps, run.id)
+    assert ended.status == "failed"
+    assert ended.error.startswith(f"the stored plan {plan.digest} was altered (its content hashes to ")
+    assert effects_log() == []

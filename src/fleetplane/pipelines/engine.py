@@ -83,7 +83,11 @@ async def take_turn(deps: Deps, run_id: str, owner: str) -> RunRecord | None:
         return None
     run = await runs.get(run_id)
     assert run is not None
-    plan = await runs.plan(run.plan_digest)
+    try:
+        plan = await runs.plan(run.plan_digest)
+    except (LookupError, ValueError) as exc:  # the pinned plan is gone or was altered: never run another
+        await runs.settle(fence, "failed", now=deps.clock.now(), error=str(exc))
+        return await runs.get(run_id)
     spec = plan.spec
     journal = Journal(deps.store, fence, redact=spec.journal.redact, max_bytes=spec.journal.max_output_bytes)
     ctx = RunContext(
