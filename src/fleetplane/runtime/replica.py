@@ -23,7 +23,10 @@ tracks readiness continuously (READY ⇄ UNREADY). Only READY replicas take traf
 Secrets are delivered as read-only files on a tmpfs at /run/secrets/NAME, never in env or logs. The
 agent's virtual key never enters the sandbox: the host side of the network bridge adds it as the
 Authorization header; the agent sees a placeholder key and base URLs pointing at the in-sandbox bridge.
-Logs are JSON lines (ts, stream, line, agent, replica, revision) in `log_path(spec)`.
+Logs are JSON lines (ts, stream, line, agent, replica, revision) in `log_path(spec)`; read them with
+`fleetplane.runtime.logs.read_records`. `argv` runs with `cwd` as the working directory (mounted at
+/agent in a sandbox), so write it with relative paths. Network "allowlist" gives the agent HTTPS_PROXY, an
+egress proxy that admits only `allow`. Which tiers work on this host: `sandbox.policy.host_tiers()`.
 """
 
 from __future__ import annotations
