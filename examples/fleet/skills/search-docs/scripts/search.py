@@ -23,7 +23,7 @@ def rank(query: str, documents: list[dict], top_k: int = 3) -> list[dict]:
             frequency[word] = frequency.get(word, 0) + 1
     terms = tokens(query)
     scored = []
-    for document, body in zip(documents, bodies):
+    for document, body in zip(documents, bodies, strict=True):
         score = 0.0
         for term in terms:
             count = body.count(term)
