@@ -13,7 +13,7 @@ from fleetplane.pipelines.approvals import ApprovalError, Approvals
 from fleetplane.pipelines.context import Deps
 from fleetplane.pipelines.control import ControlError, resume
 from fleetplane.pipelines.engine import start_run
-from fleetplane.pipelines.journal import read_output
+from fleetplane.pipelines.journal import read_output, value_hash
 from fleetplane.pipelines.reasoning import records
 from fleetplane.pipelines.runs import RunStore
 from fleetplane.pipelines.worker import Worker
@@ -298,3 +298,24 @@ async def test_a_gate_inside_a_loop_holds_one_item_and_the_others_finish(deps: D
         {"value": {"to": "boss"}},
         {"value": {"to": "bo"}},
     ]
+
+
+async def test_an_approval_binds_the_arguments_it_was_shown(deps: Deps, make_plan: Any) -> None:
+    from sqlalchemy import update
+
+    from fleetplane.store.tables import pipeline_approvals
+
+    run, _ = await start_run(deps, make_plan(GATED), {"order": "o", "amount": 250})
+    await drain(deps, run.id)
+    [gate] = await Approvals(deps.store).query()
+    # The person was shown other arguments than the step will run with (here: the row says so).
+    async with deps.store.engine.begin() as conn:
+        await conn.execute(update(pipeline_approvals).values(arguments_hash="0" * 64))
+    await Approvals(deps.store).decide(gate.id, approve=True, actor="ana", now=deps.clock.now())
+    ended = await drain(deps, run.id)
+    assert ended.status == "failed"
+    assert ended.error == (
+        "approval pay: the arguments now differ from the ones approved (hash "
+        f"{value_hash({'amount': 250})[:12]}, approved 000000000000); ask again"
+    )
+    assert [e["skill"] for e in effects_log()] == ["lookup"]  # the charge never ran
