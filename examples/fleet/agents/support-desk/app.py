@@ -65,8 +65,9 @@ class Agent(BaseHTTPRequestHandler):
             },
         )
 
-    def log_message(self, format: str, *args: object) -> None:  # one line per request on stdout
-        print(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}", flush=True)
+    def log_message(self, format: str, *args: object) -> None:  # one line per invoke on stdout
+        if self.path != "/healthz":
+            print(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}", flush=True)
 
 
 if __name__ == "__main__":
