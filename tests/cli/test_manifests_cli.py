@@ -272,7 +272,7 @@ def test_get_an_unknown_kind_lists_the_known_ones(cli: Invoke, workdir: Path) ->
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown kind 'widgets'; known kinds: Agent, Breaker, Customer, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey\n"
+        "error: unknown kind 'widgets'; known kinds: Agent, Breaker, Customer, EvalSuite, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey\n"
     )
 
 

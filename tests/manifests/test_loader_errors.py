@@ -126,7 +126,7 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
         {"case.yaml": f"{HEAD}kind: Modle\nmetadata: {{name: x}}\n"},
         [
             "fleet/case.yaml:2:7: Modle/x: kind: found 'Modle'; "
-            "expected one of: Agent, Breaker, Customer, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey"
+            "expected one of: Agent, Breaker, Customer, EvalSuite, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey"
         ],
     ),
     (
@@ -150,7 +150,7 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
         {"case.yaml": f"{HEAD}metadata: {{name: x}}\n"},
         [
             "fleet/case.yaml:1:1: kind: required field is missing; "
-            "expected one of: Agent, Breaker, Customer, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey"
+            "expected one of: Agent, Breaker, Customer, EvalSuite, Model, Organization, Pipeline, Provider, Quota, Team, User, VirtualKey"
         ],
     ),
     (
