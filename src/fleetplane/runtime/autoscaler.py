@@ -1,9 +1,10 @@
 """The autoscaler: how many replicas an agent should run, from the requests in flight per replica.
 
 Ray Serve's rule with Kubernetes' stabilisation: the wanted count is ceil(average in flight / target),
-clamped to [min, max]. A higher count is taken only once it has been wanted for `upscale_delay`, a lower
-one once it has been wanted for `downscale_delay` (scaling down to the highest count wanted during that
-delay, so one quiet second does not drop capacity). With `scale_to_zero` an idle agent goes to 0 replicas
+clamped to [min, max]. A higher count is taken once more than the current count has been wanted for
+`upscale_delay` (then the count wanted at that moment), a lower one once less has been wanted for
+`downscale_delay` (then the highest count wanted during that delay, so one quiet second does not drop
+capacity). With `scale_to_zero` an idle agent goes to 0 replicas
 after the downscale delay; a request arriving then scales it to 1 at once (KEDA's activation: there is
 no one to serve it otherwise), and `warm_pool` sandboxes stay started meanwhile so that first replica is
 ready in the time it takes to promote one.
@@ -52,9 +53,8 @@ class Autoscaler:
         self.current = min(max(start, self.floor), self.ceiling)
         self._samples: deque[tuple[float, float]] = deque()
         # A pending move: since when the wanted count has stayed above (or below) the current one, and
-        # the count it has stayed at least (at most) during that time.
+        # for a scale-down the highest count wanted during that time.
         self._up_since: float | None = None
-        self._up_to = 0
         self._down_since: float | None = None
         self._down_to = 0
 
@@ -86,20 +86,18 @@ class Autoscaler:
             if self.current == 0:
                 return self._move(wanted, "scale from zero: a request is waiting")
             if self._up_since is None:
-                self._up_since, self._up_to = now, wanted
-            self._up_to = min(self._up_to, wanted)
+                self._up_since = now
             if now - self._up_since >= self.policy.upscale_delay:
                 target = self.policy.target_in_flight
-                return self._move(
-                    self._up_to, f"in flight {self.average():.1f}, target {target:g} per replica"
-                )
+                return self._move(wanted, f"in flight {self.average():.1f}, target {target:g} per replica")
         elif wanted < self.current:
             self._up_since = None
             if self._down_since is None:
                 self._down_since, self._down_to = now, wanted
             self._down_to = max(self._down_to, wanted)
             if now - self._down_since >= self.policy.downscale_delay:
-                reason = "idle" if self._down_to == 0 else f"in flight {self.average():.1f} under target"
+                load = self.average()
+                reason = "idle" if load == 0 else f"in flight {load:.1f} under target"
                 return self._move(self._down_to, reason)
         else:
             self._up_since = self._down_since = None

@@ -229,3 +229,38 @@ async def test_scale_to_zero_keeps_a_warm_pool_and_promotes_it(store, launcher, 
     await r.sync()
     assert pool.status() == "scaled-to-zero"
     assert [t.warm for t in pool.replicas] == [True] and pool.replicas[0].id != warm_id
+
+
+async def test_autoscaling_up_under_load_and_down_when_idle(store, launcher, fleet, tmp_path) -> None:
+    clock = ManualClock()
+    spec = TWO.replace("{min: 2, max: 2}", "{min: 1, max: 3}") + (
+        "autoscaling: {targetInFlight: 2, upscaleDelay: 5s, downscaleDelay: 30s}\n"
+    )
+    await fleet.apply(bot=spec)
+    launcher.auto_ready = True
+    r = reconciler(store, launcher, tmp_path, clock=clock)
+    await r.sync()
+    pool = r.pools["bot"]
+    assert len(pool.routable()) == 1
+    busy = pool.routable()[0]
+    for _ in range(6):  # six requests in flight on one replica: the balancer's counts
+        busy.begin()
+    counts = []
+    for _ in range(6):
+        clock.advance(1)
+        await r.sync()
+        counts.append(len(pool.routable()))
+    assert counts == [1, 1, 1, 1, 1, 3]  # ceil(6 / 2) = 3, once more was wanted for the 5 s upscale delay
+    assert pool.scale.reason == "in flight 6.0, target 2 per replica"
+    for _ in range(6):
+        busy.end()
+    clock.advance(4)  # the readings of load leave the averaging window
+    await r.sync()
+    clock.advance(29)
+    await r.sync()
+    assert len(pool.routable()) == 3  # not before the downscale delay
+    clock.advance(2)
+    await r.sync()
+    await r.settle()
+    assert len(pool.routable()) == 1 and pool.scale.reason == "idle"
+    assert len(launcher.running()) == 1
