@@ -115,7 +115,8 @@ def test_registry_commands(cli: Invoke, tmp_path: Path) -> None:
     canary = cli("promote", "summarize@1.3.0", "--canary", "25")
     assert (canary.exit_code, canary.stdout) == (
         0,
-        "summarize@1.3.0 serves 25% of runs (summarize@1.3.0 scores 1.00 (threshold 0.75); summarize@1.0.0 scores 1.00)\n",
+        "summarize@1.3.0 serves 25% of runs (summarize@1.3.0 scores 1.00; against summarize@1.0.0: pass: "
+        "candidate - baseline = +0.0000 [+0.0000, +0.0000] (mcnemar-exact))\n",
     )
     listed = cli("list")
     assert "│ summarize │ 1.3.0   │ canary 25% │" in listed.stdout

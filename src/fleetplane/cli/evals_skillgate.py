@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from fleetplane.evals.gate import GatePolicy, Observation, evaluate_gate
 from fleetplane.skills.evalrun import EvalReport
-from fleetplane.skills.gate import GateDecision
+from fleetplane.skills.gate import GateDecision, ThresholdGate
 
 DIMENSION = "checks"
 
@@ -28,17 +28,12 @@ class StatisticalSkillGate:
     seed: int = 0
 
     async def __call__(self, candidate: EvalReport, current: EvalReport | None) -> GateDecision:
+        # The candidate's own threshold is the skills wing's rule, with its message (failing case ids).
+        own = await ThresholdGate()(candidate, None)
+        if not own.allowed or current is None or not current.cases:
+            return own
         name = f"{candidate.skill}@{candidate.version}"
-        if not candidate.cases:
-            return GateDecision(False, f"{name} has no eval cases (evals/): nothing shows it works")
         score = f"{candidate.score:.2f}"
-        if candidate.score < candidate.threshold:
-            return GateDecision(
-                False,
-                f"{name} scores {score} on its eval suite, below its threshold {candidate.threshold:.2f}",
-            )
-        if current is None or not current.cases:
-            return GateDecision(True, f"{name} scores {score} (threshold {candidate.threshold:.2f})")
         other = f"{current.skill}@{current.version}"
         try:
             report = evaluate_gate(

@@ -21,6 +21,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, run, with_store
+from fleetplane.cli.evals_skillgate import StatisticalSkillGate
 from fleetplane.cli.skill_views import show_channel_table, show_outdated, show_report, show_version
 from fleetplane.skills.archive import digest_of
 from fleetplane.skills.archive import pack as pack_folder
@@ -28,7 +29,7 @@ from fleetplane.skills.catalog import SkillCatalog, default_trust
 from fleetplane.skills.errors import SkillError, SkillInvalid
 from fleetplane.skills.evalrun import EvalReport, default_context, run_suite
 from fleetplane.skills.folder import read_folder
-from fleetplane.skills.gate import EvalGate, ThresholdGate
+from fleetplane.skills.gate import EvalGate
 from fleetplane.skills.lock import DEFAULT_FILE, SkillLock
 from fleetplane.skills.outdated import outdated as find_outdated
 from fleetplane.skills.registry import SkillRegistry
@@ -45,7 +46,9 @@ skill_app = typer.Typer(name="skill", help="Skills: validate, test, pack, sign, 
                         no_args_is_help=True)  # fmt: skip
 
 # The gate `promote` asks. The evals wing's statistical gate replaces this factory (an `EvalGate`).
-gate_factory: Callable[[], EvalGate] = ThresholdGate
+# The evals wing's statistical gate: a version is refused on its own threshold or on a regression against
+# the serving version that is real (paired by case, exact McNemar), not on noise between two means.
+gate_factory: Callable[[], EvalGate] = StatisticalSkillGate
 
 Folder = Annotated[Path, typer.Argument(help="A skill folder (SKILL.md and skill.yaml).")]
 Trust = Annotated[

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from fleetplane.skills.evalrun import EvalReport
 
+SHOWN_FAILURES = 5  # case ids named in a refusal; a suite can fail hundreds
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -34,7 +36,8 @@ class ThresholdGate:
             return GateDecision(False, f"{name} has no eval cases (evals/): nothing shows it works")
         score = f"{candidate.score:.2f}"
         failed = [c.id for c in candidate.cases if not c.passed]
-        failing = f" (failing: {', '.join(failed)})" if failed else ""
+        more = f" and {len(failed) - SHOWN_FAILURES} more" if len(failed) > SHOWN_FAILURES else ""
+        failing = f" (failing: {', '.join(failed[:SHOWN_FAILURES])}{more})" if failed else ""
         if candidate.score < candidate.threshold:
             below = f"below its threshold {candidate.threshold:.2f}"
             return GateDecision(False, f"{name} scores {score} on its eval suite, {below}{failing}")
