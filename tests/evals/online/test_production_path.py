@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -54,8 +55,10 @@ class Production:
     spans: SpanStore
     evaluator: OnlineEvaluator
     catalog: ModelCatalog
+    asked: list[str] = field(default_factory=list)
 
     def ask(self, trace_id: str, text: str, **extra: object) -> httpx.Response:
+        self.asked.append(trace_id)
         body = {"model": "chain", "messages": [{"role": "user", "content": text}], **extra}
         headers = {
             "authorization": f"Bearer {self.gateway.keys['full']}",
@@ -64,9 +67,21 @@ class Production:
         return httpx.post(self.gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=30)
 
     async def settle(self) -> None:
-        """Every span the gateway ended is in the span store (the exporters' threads, then the writer)."""
-        assert self.telemetry.force_flush(10)
-        await self.spans.flush()
+        """Every span the gateway ended is in the span store. The gateway writes a request's span just after
+        its answer left, so a client can hold the answer before the span exists: wait (bounded) until every
+        asked trace is stored and no more spans arrive between two flushes."""
+        deadline = time.monotonic() + 15
+        before = -1
+        while True:
+            assert self.telemetry.force_flush(10)
+            await self.spans.flush()
+            stored = await self.spans.sample(rate=1.0, limit=10_000, with_events=False)
+            traces = {s.span.trace_id for s in stored}
+            if set(self.asked) <= traces and len(stored) == before:
+                return
+            assert time.monotonic() < deadline, f"spans never settled: {len(stored)} stored"
+            before = len(stored)
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -231,7 +246,9 @@ async def test_flagged_item_labelled_updates_agreement(production: Production) -
 
     queue = production.evaluator.review
     item = await queue.next("ana", now=1.0)
-    assert item is not None and item.trace_id == trace_id and item.status == "assigned"
+    taken = await production.evaluator.items.all()
+    assert item is not None, [(i.judge_status, i.judge_error, i.flags) for i in taken]
+    assert item.trace_id == trace_id and item.status == "assigned"
     assert set(item.reasons) == {"low-score", "too-short"}
     assert await queue.next("bo", now=1.0) is None  # the only item is Ana's
     labelled = await queue.label(
@@ -312,3 +329,22 @@ async def test_uncertain_verdicts_and_the_audit_slice_reach_the_review_queue(pro
     await evaluator.poll_once()
     [uncertain] = [q for q in await evaluator.review.items() if q.trace_id == other]
     assert uncertain.source == "uncertain" and uncertain.reasons == ["judge-uncertain"]
+
+
+async def test_a_flagged_answer_reaches_review_when_the_judge_fails(production: Production) -> None:
+    base = production.evaluator
+    client = JudgeClient("http://judge", "k", production.catalog, transport=verdict_of(9))  # out of 1..5
+    judge = make_scorer("llm-rubric", {"rubric": "r", "judge": "judge-llama", "client": client})
+    evaluator = OnlineEvaluator(
+        base.spans, base.rules, base.cheap, CheapScorer("llm-rubric", "quality", judge)
+    )
+    trace_id = secrets.token_hex(16)
+    assert production.ask(trace_id, "hi [[sim output_tokens=2]]").status_code == 200
+    await production.settle()
+    result = await evaluator.poll_once()
+    assert (result.taken, result.judged, result.reviewed) == (1, 0, 1)
+    [item] = await evaluator.items.all()
+    assert item.judge_status == "failed" and "gave score 9; expected 1..5" in (item.judge_error or "")
+    [queued] = await evaluator.review.items()
+    assert queued.trace_id == trace_id and queued.reasons == ["judge-failed", "low-score", "too-short"]
+    await client.aclose()

@@ -265,14 +265,19 @@ class OnlineEvaluator:
         )
         try:
             score = await timed_score(self.judge.scorer, sample)
-        except FamilyError as exc:
-            await self.items.update(item.trace_id, item.span_id, judge_status="refused", judge_error=str(exc))
-            return
         except Exception as exc:
-            log.warning("online judge failed on %s: %s", sample.case_id, exc)
+            refused = isinstance(exc, FamilyError)
+            if not refused:
+                log.warning("online judge failed on %s: %s", sample.case_id, exc)
+            status = "refused" if refused else "failed"
             await self.items.update(
-                item.trace_id, item.span_id, judge_status="failed", judge_error=str(exc)[:2000]
+                item.trace_id, item.span_id, judge_status=status, judge_error=str(exc)[:2000]
             )
+            if item.flags:  # a flagged answer still reaches a human without the judge's verdict
+                reasons = [*item.flags, f"judge-{status}"]
+                result.reviewed += await self._review(
+                    item.trace_id, item.span_id, "flagged", reasons, subject
+                )
             return
         row = self._row({"trace_id": item.trace_id, "span_id": item.span_id}, self.judge, score)
         await self.items.add_scores([row])
