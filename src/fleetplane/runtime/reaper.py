@@ -68,26 +68,32 @@ def zombie_children() -> list[int]:
     return found
 
 
+# A tiny subreaper of its own around a command that daemonizes (runsc): its orphans come here, are
+# reaped here, and the command's exit status is passed on (a death by signal N as 128+N).
 _REAPED_RUN = """
-import ctypes, os, subprocess, sys
+import ctypes, os, signal, subprocess, sys
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
-done = subprocess.run(sys.argv[1:])
+child = subprocess.Popen(sys.argv[1:])
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda number, frame: child.send_signal(number))
+code = child.wait()
 while True:
     try:
         os.wait()
     except ChildProcessError:
         break
-sys.exit(done.returncode)
+sys.exit(code if code >= 0 else 128 - code)
 """
+
+
+def reaped_argv(argv: list[str]) -> list[str]:
+    """`argv` run under its own short-lived subreaper (see `_REAPED_RUN`)."""
+    return [sys.executable, "-I", "-S", "-c", _REAPED_RUN, *argv]
 
 
 def run_reaped(argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
     """`subprocess.run` for commands that daemonize (runsc, bwrap): run under a short-lived subreaper of
     their own that waits for every descendant, so no orphan ends up a zombie of the caller."""
     return subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _REAPED_RUN, *argv],
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-        start_new_session=True,
+        reaped_argv(argv), capture_output=True, timeout=timeout, check=False, start_new_session=True
     )

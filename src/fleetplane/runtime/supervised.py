@@ -241,7 +241,7 @@ class ManagedReplica:
             asyncio.create_task(self._log.pump("stderr", process.stderr)),
         ]
         watcher = asyncio.create_task(self._watch(process))
-        code = await process.wait()
+        code = await wait_exit(process)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         if self._http is not None:
@@ -281,7 +281,7 @@ class ManagedReplica:
             return
         await self._sup.request_term(self.paths)
         try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+            await asyncio.wait_for(wait_exit(process), grace)
         except TimeoutError:
             if self.cgroup is not None:
                 self._seen |= self.cgroup.pids()  # reaped after the exit: orphans among them are ours
@@ -380,6 +380,40 @@ def _child_setup(procs_files: tuple[Path, ...], rlimits: dict[int, tuple[int, in
     join(procs_files)
     for which, limit in rlimits.items():
         resource.setrlimit(which, limit)
+
+
+async def wait_exit(process: asyncio.subprocess.Process) -> int:
+    """The exit of the process itself. asyncio's `wait()` also waits for its pipes to close, and an
+    orphan that inherited them (a daemon the agent started) would hold that off until it exits too.
+    A pidfd says when the process ended; `waitid(WNOWAIT)` reads its status and leaves the reaping to
+    asyncio's child watcher."""
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        fd = os.pidfd_open(process.pid)
+    except OSError:  # already reaped, or a kernel without pidfds
+        return await process.wait()
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await ended
+        info = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOWAIT | os.WNOHANG)  # noqa: ASYNC222 - WNOHANG
+    except ChildProcessError:  # the watcher reaped it first: it sets returncode in a moment
+        info = None
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    if info is not None:
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+    while process.returncode is None:  # noqa: ASYNC110 - set by the child watcher's callback
+        await asyncio.sleep(0.005)
+    return process.returncode
 
 
 def _dispose(cgroup: Cgroup, seen: set[int]) -> None:

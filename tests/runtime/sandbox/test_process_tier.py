@@ -51,3 +51,14 @@ async def test_orphans_are_reaped_by_the_subreaper(supervisor: Any, make_spec: A
     assert len(replica.cgroup.pids()) >= 3  # forwarder, sh (now sleep), the orphaned sleep
     await replica.stop(grace=0.2)
     assert zombie_children() == [], describe(zombie_children())
+
+
+async def test_an_exit_is_seen_even_while_a_daemon_holds_the_output(supervisor: Any, make_spec: Any) -> None:
+    # the background sleep keeps stdout open: the exit must not wait for it (asyncio's wait() would)
+    spec = make_spec(
+        ("/bin/sh", "-c", "sleep 60 & echo started; exit 3"), tier="process", restart_policy="Never"
+    )
+    replica = await supervisor.start(spec)
+    assert await replica.wait_for({ReplicaState.STOPPED}, timeout=20) == ReplicaState.STOPPED
+    assert replica.last_exit.reason == "Exit" and replica.last_exit.code == 3
+    assert zombie_children() == [], describe(zombie_children())

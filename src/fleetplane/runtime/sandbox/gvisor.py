@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fleetplane.runtime.reaper import run_reaped
+from fleetplane.runtime.reaper import reaped_argv, run_reaped
 from fleetplane.runtime.replica import SECRETS_DIR, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.sandbox import (
     FORWARDER,
@@ -132,4 +132,6 @@ class GvisorSandbox:
         state.mkdir(exist_ok=True)
         container = f"fp-{Path(paths.state_dir).name}"
         argv = [runsc, f"--root={state}", *RUNSC_FLAGS, "run", "--bundle", str(bundle), container]
-        return LaunchPlan(argv=argv, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        # runsc's Sentry, Gofer and ptrace stubs come and go as the agent runs; orphaned, they would be
+        # the supervisor's zombies, so runsc runs under a subreaper of its own
+        return LaunchPlan(argv=reaped_argv(argv), env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
