@@ -119,3 +119,26 @@ def test_up_refuses_an_invalid_fleet_and_starts_nothing(tmp_path: Path, fleet_co
     assert "broken.yaml:4:7: Model/bad: spec.deployments: required field is missing" in result.stderr
     assert "nothing was applied or started" in result.stderr
     assert not (tmp_path / "home" / "fleetplane.db").exists()
+
+
+def test_up_says_when_the_simulators_port_is_taken(tmp_path: Path, fleet_copy: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        providers = fleet_copy / "providers.yaml"
+        providers.write_text(re.sub(r"port: \d+", f"port: {busy}", providers.read_text()))
+        env = {**os.environ, "FLEETPLANE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+        result = subprocess.run(
+            [sys.executable, "-m", "fleetplane.cli", "up", str(fleet_copy), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (
+        "error: could not start the model simulator: the simulator exited with status 1 before it was "
+        f"ready:\nerror: cannot listen on 127.0.0.1:{busy}: Address already in use"
+    ) in result.stderr

@@ -35,7 +35,7 @@ from fleetplane.manifests.loader import load
 from fleetplane.pipelines.service import server_service
 from fleetplane.runtime.service import AgentService, RuntimeSettings
 from fleetplane.server import build_app
-from fleetplane.sim.process import SimProcess
+from fleetplane.sim.process import SimProcess, SimStartError
 from fleetplane.store.db import Store
 from fleetplane.store.desired import ApplyError, apply_desired
 from fleetplane.store.keys import KeyRepository, NewKey, new_secret
@@ -288,7 +288,11 @@ async def _serve(
         for minted in (m for m in result.minted if m.key not in quickstart):
             console.print(f"minted key {minted.key}: {minted.secret}  (shown once)", markup=False)
         # In the main thread: the simulators die with this process only if armed from it.
-        started = start_simulators(desired)
+        try:
+            started = start_simulators(desired)
+        except SimStartError as exc:
+            # e.g. the fixed port of the example's simulator is taken by another `fleetplane up`.
+            fail(f"could not start the model simulator: {exc}", code=1)
         key = await quickstart_key(store, desired)
         settings.sim_urls = started.sim_urls
         backend: Backend | None = None
