@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import httpx
 import orjson
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER, ServerUnreachable, ServerURL, admin
 from fleetplane.cli.common import BAD_INPUT, FAILED, console, fail, format_time
@@ -215,7 +215,9 @@ def _answer(task: dict[str, Any]) -> str:
 def list_agents(server: ServerURL = DEFAULT_SERVER) -> None:
     """Every agent: its revision, rollout status, replicas ready of wanted, requests in flight."""
     agents = _admin(server, "GET", "/admin/agents")["agents"]
-    table = Table("agent", "revision", "status", "ready", "in flight", "restarts", "message")
+    table = Table(
+        Column("agent", no_wrap=True), "revision", "status", "ready", "in flight", "restarts", "message"
+    )
     for agent in agents:
         restarts = sum(r["restarts"] for r in agent["replicas"])
         table.add_row(
@@ -226,6 +228,41 @@ def list_agents(server: ServerURL = DEFAULT_SERVER) -> None:
             str(agent["in_flight"]),
             str(restarts),
             agent["message"],
+        )
+    console.print(table)
+
+
+@agents_app.command("show")
+def show_agent(
+    name: Annotated[str, typer.Argument(help="The agent.")],
+    server: ServerURL = DEFAULT_SERVER,
+) -> None:
+    """One agent's replicas: revision, state, restarts, pid, requests in flight, last exit."""
+    agent = _admin(server, "GET", f"/admin/agents/{name}")
+    console.print(
+        f"agent {name}: revision {agent['revision']} {agent['status']}: {agent['message']}",
+        markup=False,
+        soft_wrap=True,
+    )
+    table = Table("revision", "state", "restarts", "pid", "in flight", "served", "last exit")
+    table.columns.insert(0, Column("replica", no_wrap=True))
+    for r in agent["replicas"]:
+        last = r["last_exit"]
+        exit_text = (
+            "-"
+            if last is None
+            else " ".join(str(v) for v in (last["reason"], last["signal"] or last["code"]) if v)
+        )
+        state = r["state"] + (" (warm)" if r["warm"] else "")
+        table.add_row(
+            r["id"],
+            str(r["revision"]),
+            state,
+            str(r["restarts"]),
+            str(r["pid"] or "-"),
+            str(r["in_flight"]),
+            str(r["served"]),
+            exit_text,
         )
     console.print(table)
 
