@@ -129,16 +129,17 @@ async def test_a_sandboxed_agent_is_charged_to_its_own_virtual_key(
     await replica.wait_for({ReplicaState.READY}, timeout=20)
     answer = await http.get(replica, "/chat?model=solo")
     assert answer["id"] and answer["content"]
+    streamed = await http.get(replica, "/chat?model=solo&stream=1")  # SSE passes through the bridge
+    assert streamed["chunks"] > 2 and streamed["content"]
     async with httpx.AsyncClient() as client:
         flushed = await client.post(url + "/admin/gateway/flush", timeout=15)
     assert flushed.status_code == 200
-    [record] = _ledger(postgres_url)
-    assert (record["team"], record["agent"], record["model"], record["status"]) == (
-        "support",
-        "probe",
-        "solo",
-        200,
-    )
-    assert record["key_id"] and record["output_tokens"] > 0
+    records = _ledger(postgres_url)
+    assert len(records) == 2  # the plain call and the streamed one
+    for record in records:
+        row = (record["team"], record["agent"], record["model"], record["status"])
+        assert row == ("support", "probe", "solo", 200)
+        assert record["key_id"] and record["output_tokens"] > 0
+    assert records[0]["key_id"] == records[1]["key_id"]
     env = await http.get(replica, "/env")
     assert key not in env.values()

@@ -52,13 +52,18 @@ def call_gateway() -> dict:
         return json.loads(response.read())
 
 
-def chat(model: str) -> dict:
+def chat(model: str, stream: bool = False) -> dict:
     """One chat completion with the official openai SDK, configured only by the injected environment."""
     from openai import OpenAI
 
-    completion = OpenAI().chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "hello from the sandbox"}], max_tokens=8
-    )
+    messages = [{"role": "user", "content": "hello from the sandbox"}]
+    if stream:
+        chunks = list(
+            OpenAI().chat.completions.create(model=model, messages=messages, max_tokens=8, stream=True)
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        return {"chunks": len(chunks), "content": text}
+    completion = OpenAI().chat.completions.create(model=model, messages=messages, max_tokens=8)
     return {"id": completion.id, "content": completion.choices[0].message.content}
 
 
@@ -95,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/pids":
             self._send(200, {"pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())})
         elif url.path == "/chat":
-            self._send(200, chat(q["model"]))
+            self._send(200, chat(q["model"], stream=q.get("stream") == "1"))
         elif url.path == "/gateway":
             self._send(200, call_gateway())
         elif url.path == "/sick":
