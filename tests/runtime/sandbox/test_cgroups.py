@@ -101,3 +101,22 @@ def test_v2_in_a_container_moves_its_own_processes_out_of_the_namespace_root(tmp
     assert (root / "cgroup.procs").read_text() == ""
     assert (root / "fleetplane-host" / "cgroup.procs").read_text() == "7"  # the last one moved
     assert (root / "fleetplane/agent-0-abc/pids.max").read_text() == "32"
+
+
+def test_a_permission_error_says_how_to_fix_it(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    for controller in ("memory", "cpu", "pids"):
+        (locked / controller).mkdir()
+    from fleetplane.runtime.cgroups.v1 import CgroupV1
+
+    class Refusing(type(tmp_path)):  # type: ignore[misc]
+        def mkdir(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(CgroupError) as refused:
+        CgroupV1(Refusing(locked)).create("agent-0", LIMITS)
+    assert str(refused.value) == (
+        f"cannot create memory cgroup {locked}/memory/fleetplane/agent-0: Permission denied "
+        "(the local runtime creates cgroups: run fleetplane as root)"
+    )

@@ -8,6 +8,7 @@ not a surprise at 3 a.m.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,13 @@ def join(procs_files: tuple[Path, ...]) -> None:
             os.close(fd)
 
 
+def why(exc: OSError) -> str:
+    """An OSError as the reason a cgroup operation failed, with the way out when it is permissions."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{exc.strerror} (the local runtime creates cgroups: run fleetplane as root)"
+    return str(exc.strerror)
+
+
 def read_int(path: Path) -> int:
     text = path.read_text().strip()
     return -1 if text == "max" else int(text)
@@ -90,7 +98,7 @@ def write_checked(path: Path, value: str, expect: str | None = None) -> None:
         path.write_text(value)
         got = path.read_text().strip()
     except OSError as exc:
-        raise CgroupError(f"cannot set {path}: {exc.strerror}") from exc
+        raise CgroupError(f"cannot set {path}: {why(exc)}") from exc
     if got != (expect if expect is not None else value):
         raise CgroupError(f"{path} reads back {got!r} after writing {value!r}")
 

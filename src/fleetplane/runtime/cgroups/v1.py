@@ -15,6 +15,7 @@ from fleetplane.runtime.cgroups import (
     CgroupError,
     Limits,
     read_int,
+    why,
     write_checked,
 )
 
@@ -77,7 +78,7 @@ class CgroupV1:
             except FileExistsError as exc:
                 raise CgroupError(f"cgroup {d} exists already: a fresh cgroup per start") from exc
             except OSError as exc:
-                raise CgroupError(f"cannot create {controller} cgroup {d}: {exc.strerror}") from exc
+                raise CgroupError(f"cannot create {controller} cgroup {d}: {why(exc)}") from exc
         mem, cpu, pids = group._dirs["memory"], group._dirs["cpu"], group._dirs["pids"]
         write_checked(mem / "memory.limit_in_bytes", str(_page_round(limits.memory_bytes)))
         if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no escape into swap

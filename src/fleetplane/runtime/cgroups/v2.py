@@ -6,7 +6,15 @@ import contextlib
 import errno
 from pathlib import Path
 
-from fleetplane.runtime.cgroups import CPU_PERIOD_US, PARENT, CgroupError, Limits, read_int, write_checked
+from fleetplane.runtime.cgroups import (
+    CPU_PERIOD_US,
+    PARENT,
+    CgroupError,
+    Limits,
+    read_int,
+    why,
+    write_checked,
+)
 from fleetplane.runtime.cgroups.v1 import _kill_all, _page_round, _rmdir_retry, _stat
 
 NEEDED = ("memory", "cpu", "pids")
@@ -68,7 +76,7 @@ class CgroupV2:
                     (where / "cgroup.subtree_control").write_text(f"+{c}")
                 except OSError as exc:
                     if exc.errno != errno.EBUSY or where != self.root or not self._evacuate_root():
-                        raise CgroupError(f"cannot enable {c} in {where}: {exc.strerror}") from exc
+                        raise CgroupError(f"cannot enable {c} in {where}: {why(exc)}") from exc
                     (where / "cgroup.subtree_control").write_text(f"+{c}")
 
     def _evacuate_root(self) -> bool:
