@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
+from fleetplane.cli.watch import FleetWatcher
 from fleetplane.evals.judges.client import KEY_ENV as JUDGE_KEY_ENV
 from fleetplane.evals.judges.family import ModelCatalog
 from fleetplane.evals.online.config import ENV as ONLINE_EVALS_ENV
@@ -122,6 +123,10 @@ class _Server(uvicorn.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, soft_wrap=True)
 
 
 def _local_url(host: str, port: int) -> str:
@@ -234,6 +239,13 @@ def register(app: typer.Typer) -> None:
                 help="Trace every request, store traces, receive OTLP and serve /metrics.",
             ),
         ] = True,
+        watch: Annotated[
+            bool,
+            typer.Option(
+                "--watch",
+                help="Re-apply DIR when it changes (or gets a new git commit) and report drift from it.",
+            ),
+        ] = False,
     ) -> None:
         """Apply a fleet directory and serve it: the AI gateway (OpenAI and Anthropic APIs) and the admin API on one port, a simulator child process for every `sim` provider. Ctrl-C stops everything."""  # noqa: E501
         fleet = directory or bundled_fleet()
@@ -249,7 +261,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(str(error), markup=False, soft_wrap=True)
             fail(f"{len(errors.errors)} problem(s) in {fleet}; nothing was applied or started", code=1)
         settings = settings_from_env(redis_url)  # before anything is applied or started
-        _run(_serve(desired, host, port, database_url, settings, log_level, telemetry))
+        _run(_serve(desired, host, port, database_url, settings, log_level, telemetry, watch))
         console.print("fleetplane stopped.")
 
 
@@ -272,6 +284,7 @@ async def _serve(
     settings: GatewaySettings,
     log_level: str,
     telemetry: bool = True,
+    watch: bool = False,
 ) -> None:
     store = await Store.open(database_url)
     started = Started([], {})
@@ -352,7 +365,15 @@ async def _serve(
             await asyncio.sleep(0.05)
         if server.started:
             _banner(host, sock.getsockname()[1], store, started, key, settings.redis_url, backend is not None)
+        watcher = None
+        if watch and server.started:  # GitOps: the directory stays what runs, drift is reported
+            fleet_watch = FleetWatcher(desired.directory, store, agents, report=_say)
+            await fleet_watch.start()
+            watcher = asyncio.create_task(fleet_watch.run(), name="fleetplane-watch")
+            console.print(f"watching {desired.directory} for changes and new commits", markup=False)
         await serving
+        if watcher is not None:
+            watcher.cancel()
     finally:
         for sim in started.sims:
             await asyncio.to_thread(sim.stop)
