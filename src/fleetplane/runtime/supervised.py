@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import os
-import resource
 import signal
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from fleetplane.runtime import probes
+from fleetplane.runtime import probes, spawn
 from fleetplane.runtime.bridge import EgressProxy, GatewayProxy
-from fleetplane.runtime.cgroups import Cgroup, CgroupError, join
+from fleetplane.runtime.cgroups import Cgroup, CgroupError
 from fleetplane.runtime.logs import LogWriter
-from fleetplane.runtime.reaper import reap_orphans
 from fleetplane.runtime.replica import (
     ExitStatus,
     ProbeSpec,
@@ -224,10 +222,10 @@ class ManagedReplica:
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=plan.pass_fds,
                 start_new_session=True,
-                preexec_fn=functools.partial(_child_setup, cgroup.procs_files, plan.rlimits),
+                preexec_fn=functools.partial(spawn.child_setup, cgroup.procs_files, plan.rlimits),
             )
         except BaseException:
-            await asyncio.to_thread(_dispose, cgroup, set())
+            await asyncio.to_thread(spawn.dispose, cgroup, set())
             raise
         finally:
             for fd in plan.close_after_spawn:
@@ -241,7 +239,7 @@ class ManagedReplica:
             asyncio.create_task(self._log.pump("stderr", process.stderr)),
         ]
         watcher = asyncio.create_task(self._watch(process))
-        code = await wait_exit(process)
+        code = await spawn.wait_exit(process)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         if self._http is not None:
@@ -249,7 +247,7 @@ class ManagedReplica:
             self._http = None
         oom_kills = cgroup.oom_kills()
         seen, self._seen = self._seen | cgroup.pids(), set()
-        await asyncio.to_thread(_dispose, cgroup, seen)
+        await asyncio.to_thread(spawn.dispose, cgroup, seen)
         await asyncio.wait(pumps, timeout=2.0)  # the pipes close once the whole tree is gone
         return self._classify(code, oom_kills)
 
@@ -281,7 +279,7 @@ class ManagedReplica:
             return
         await self._sup.request_term(self.paths)
         try:
-            await asyncio.wait_for(wait_exit(process), grace)
+            await asyncio.wait_for(spawn.wait_exit(process), grace)
         except TimeoutError:
             if self.cgroup is not None:
                 self._seen |= self.cgroup.pids()  # reaped after the exit: orphans among them are ours
@@ -373,52 +371,3 @@ class ManagedReplica:
         self._probe_failure = why
         self._set_state(ReplicaState.UNREADY)
         await self._terminate(self.spec.stop_grace)
-
-
-def _child_setup(procs_files: tuple[Path, ...], rlimits: dict[int, tuple[int, int]]) -> None:
-    """Runs in the child between fork and exec: join the cgroup first, so nothing escapes its limits."""
-    join(procs_files)
-    for which, limit in rlimits.items():
-        resource.setrlimit(which, limit)
-
-
-async def wait_exit(process: asyncio.subprocess.Process) -> int:
-    """The exit of the process itself. asyncio's `wait()` also waits for its pipes to close, and an
-    orphan that inherited them (a daemon the agent started) would hold that off until it exits too.
-    A pidfd says when the process ended; `waitid(WNOWAIT)` reads its status and leaves the reaping to
-    asyncio's child watcher."""
-    if process.returncode is not None:
-        return process.returncode
-    try:
-        fd = os.pidfd_open(process.pid)
-    except OSError:  # already reaped, or a kernel without pidfds
-        return await process.wait()
-    loop = asyncio.get_running_loop()
-    ended: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not ended.done():
-            ended.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await ended
-        info = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOWAIT | os.WNOHANG)  # noqa: ASYNC222 - WNOHANG
-    except ChildProcessError:  # the watcher reaped it first: it sets returncode in a moment
-        info = None
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-    if info is not None:
-        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-    while process.returncode is None:  # noqa: ASYNC110 - set by the child watcher's callback
-        await asyncio.sleep(0.005)
-    return process.returncode
-
-
-def _dispose(cgroup: Cgroup, seen: set[int]) -> None:
-    """Kill whatever is left in the cgroup, reap the orphans among it, remove the cgroup."""
-    cgroup.kill()
-    reap_orphans(seen | cgroup.pids())
-    cgroup.remove()
-    reap_orphans(seen)
