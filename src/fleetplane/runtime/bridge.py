@@ -21,6 +21,8 @@ from pathlib import Path
 import h11
 import httpx
 
+from fleetplane.runtime.forwarder import pipe  # the same byte pump the in-sandbox half uses
+
 log = logging.getLogger("fleetplane.runtime.bridge")
 
 # hop-by-hop headers (RFC 9110 §7.6.1) and the credentials the proxy replaces
@@ -196,20 +198,9 @@ class EgressProxy:
             await self._answer(writer, "502 Bad Gateway", f"{target}: {exc}\n")
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
         for w in (writer, up_w):
             w.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_READ):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError, RuntimeError):
-        pass
 
 
 async def control(socket_path: Path, request: dict[str, object], timeout: float) -> dict[str, object]:

@@ -29,7 +29,7 @@ PLACEHOLDER_KEY = "sk-fleetplane-bridge"
 _CHUNK = 65536
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(_CHUNK):
             writer.write(data)
@@ -50,7 +50,7 @@ async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     except OSError:
         client_w.close()
         return
-    await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+    await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
     for w in (client_w, up_w):
         w.close()
 
