@@ -84,23 +84,34 @@ class Balancer:
         self,
         pool: Callable[[str], AgentPool | None],
         wake: Callable[[], None],
+        pools: Callable[[], list[AgentPool]] = list,
         *,
         wait: float = 10.0,
         timeout: float = 300.0,
     ) -> None:
         self._pool = pool
+        self._pools = pools  # every agent's pool: which endpoints are still in use
         self._wake = wake
         self.wait = wait
         self.timeout = timeout
         self._clients: dict[str, httpx.AsyncClient] = {}
 
-    def _client(self, endpoint: str) -> httpx.AsyncClient:
+    async def _client(self, endpoint: str) -> httpx.AsyncClient:
         client = self._clients.get(endpoint)
         if client is None:
+            await self._prune()
             transport = httpx.AsyncHTTPTransport(uds=endpoint)
             client = httpx.AsyncClient(transport=transport, base_url="http://agent", timeout=self.timeout)
             self._clients[endpoint] = client
         return client
+
+    async def _prune(self) -> None:
+        """Close the clients of replicas that are gone (each new replica has a socket of its own)."""
+        if len(self._clients) < 64:
+            return
+        live = {t.replica.endpoint for pool in self._pools() for t in pool.replicas}
+        for endpoint in [e for e in self._clients if e not in live]:
+            await self._clients.pop(endpoint).aclose()
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -147,9 +158,8 @@ class Balancer:
                 return self._unavailable(pool, tried)
             replica.begin()
             try:
-                answer = await self._client(replica.replica.endpoint).post(
-                    "/invoke", content=payload, headers=headers
-                )
+                client = await self._client(replica.replica.endpoint)
+                answer = await client.post("/invoke", content=payload, headers=headers)
             except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
                 tried |= {replica.id}  # it died before it took the request: the next replica may
                 continue

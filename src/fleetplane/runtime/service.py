@@ -137,7 +137,11 @@ class AgentService:
         self._tiers = tiers
         self.reconciler: Reconciler | None = None
         self.balancer = Balancer(
-            self._pool, self._wake, wait=settings.invoke_wait, timeout=settings.invoke_timeout
+            self._pool,
+            self._wake,
+            lambda: list(self.reconciler.pools.values()) if self.reconciler is not None else [],
+            wait=settings.invoke_wait,
+            timeout=settings.invoke_timeout,
         )
 
     def _pool(self, name: str) -> Any:
