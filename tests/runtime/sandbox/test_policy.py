@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +82,33 @@ async def test_the_supervisor_refuses_a_microvm_replica(supervisor: Any, make_sp
         await supervisor.start(make_spec(tier="microvm"))
     assert str(refused.value).endswith(probe().reason)
     assert supervisor.replicas == {}
+
+
+BOOTED = "a KVM guest booted its kernel, but this fleetplane version has no microVM launcher"
+HUNG = "the KVM guest printed nothing in 1s (virtualisation not usable)"
+NO_KVM = "qemu: could not access KVM kernel module"
+
+
+@pytest.mark.parametrize(
+    ("guest", "expected"),
+    [
+        ("echo 'Linux version 6.1.0 (guest)'", BOOTED),
+        ("sleep 5", HUNG),
+        (f"echo '{NO_KVM}' >&2; exit 1", f"the KVM guest did not boot: {NO_KVM}"),
+    ],
+)
+def test_the_microvm_probe_boots_a_guest_rather_than_trusting_dev_kvm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, guest: str, expected: str
+) -> None:
+    from fleetplane.runtime.sandbox import microvm
+
+    qemu = tmp_path / "qemu-system-x86_64"
+    qemu.write_text(f"#!/bin/sh\n{guest}\n")
+    qemu.chmod(0o755)
+    monkeypatch.setattr(microvm.os.path, "exists", lambda path: path == "/dev/kvm")
+    monkeypatch.setattr(microvm, "_cpu_virtualisation", lambda: True)
+    monkeypatch.setattr(microvm.shutil, "which", lambda name: str(qemu) if name == qemu.name else None)
+    monkeypatch.setattr(microvm.glob, "glob", lambda pattern: ["/boot/vmlinuz-6.1.0"])
+    monkeypatch.setattr(microvm, "BOOT_TIMEOUT", 1.0)
+    found = microvm.probe()
+    assert (found.ok, found.reason) == (False, expected)
