@@ -52,3 +52,15 @@ async def test_an_agent_runs_in_its_own_root_filesystem(
     assert (await http.get(replica, "/exists?path=/etc/hostname"))["exists"] is False
     assert (await http.get(replica, f"/exists?path={Path(__file__).parent}"))["exists"] is False
     assert (await http.get(replica, "/exists?path=/agent/probe_agent.py"))["exists"] is True
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("runsc_ok")
+async def test_the_same_rootfs_runs_under_gvisor(
+    supervisor: Any, make_spec: Any, http: Any, rootfs: Path
+) -> None:
+    spec = make_spec(("python3", "probe_agent.py"), rootfs=str(rootfs), probes=READY, tier="gvisor")
+    replica = await supervisor.start(spec)
+    assert await replica.wait_for({ReplicaState.READY}, timeout=60) == ReplicaState.READY
+    assert (await http.get(replica, "/exists?path=/etc/hostname"))["exists"] is False
+    assert (await http.get(replica, "/exists?path=/agent/probe_agent.py"))["exists"] is True
