@@ -81,7 +81,7 @@ def next_item(reviewer: Reviewer, as_json: Json = False, database_url: DatabaseU
         return
     _show(item)
     console.print(
-        f"label it: fleetplane review label {item.id} -r {reviewer.strip()} quality=1 --comment '...'",
+        f"label it: fleetplane review label {item.id} -r {reviewer.strip()} DIMENSION=0..1 --comment '...'",
         markup=False,
     )
 
