@@ -68,3 +68,18 @@ def test_gpu_nodes_are_bound_only_when_allocated_and_present(monkeypatch: pytest
         "--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl",
         "--dev-bind", "/dev/nvidia-uvm", "/dev/nvidia-uvm",
     ]  # fmt: skip
+
+
+def test_a_log_file_is_rotated_once_past_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "agent" / "r.jsonl"
+    writer = LogWriter(path, {"agent": "a"}, clock=ManualClock(start=0.0), max_bytes=200)
+    for n in range(12):
+        writer.write("stdout", f"line {n}")
+    writer.close()
+    current = [r["line"] for r in read_records(path)]
+    previous = [r["line"] for r in read_records(path.with_name("r.jsonl.1"))]
+    kept = previous + current  # the newest lines, in order; older ones went with the earlier rotation
+    assert kept == [f"line {n}" for n in range(12 - len(kept), 12)]
+    assert len(previous) > 0 and len(kept) < 12
+    assert path.stat().st_size <= 200 and path.with_name("r.jsonl.1").stat().st_size <= 200
+    assert not path.with_name("r.jsonl.2").exists()
