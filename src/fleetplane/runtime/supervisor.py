@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from fleetplane.runtime.bridge import EgressProxy, GatewayProxy, term
-from fleetplane.runtime.cgroups import Cgroup, CgroupDriver, Limits, detect
+from fleetplane.runtime.cgroups import Cgroup, CgroupDriver, Limits, detect, group_name, sweep
 from fleetplane.runtime.reaper import set_subreaper
 from fleetplane.runtime.replica import ReplicaSpec, SandboxError
 from fleetplane.runtime.sandbox import ReplicaPaths, gvisor, sandbox_for
@@ -71,6 +71,7 @@ class Supervisor:
         self.cgroups = cgroups if cgroups is not None else detect()
         self.run_base = run_dir or run_base()
         self.subreaper = set_subreaper()
+        self.swept = sweep(self.cgroups)  # what crashed supervisors left behind
         self._replicas: dict[str, ManagedReplica] = {}
         self._starts = 0
 
@@ -111,8 +112,7 @@ class Supervisor:
         if spec.tier == "gvisor":
             memory, pids = memory + gvisor.OVERHEAD_MEMORY, pids + gvisor.OVERHEAD_PIDS
         limits = Limits(memory_bytes=memory, cpu_millis=spec.resources.cpu_millis, pids=pids)
-        suffix = hashlib.sha256(f"{os.getpid()}-{self._starts}-{spec.replica_id}".encode()).hexdigest()[:6]
-        return self.cgroups.create(f"{spec.replica_id}-{suffix}", limits)
+        return self.cgroups.create(group_name(spec.replica_id, self._starts), limits)
 
     def prepare(self, paths: ReplicaPaths) -> None:
         for d in (paths.run_dir, paths.state_dir):

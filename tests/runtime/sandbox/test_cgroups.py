@@ -4,6 +4,7 @@ a read-back mismatch is an error, and a cgroup is never reused."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,25 @@ def test_a_permission_error_says_how_to_fix_it(tmp_path: Path) -> None:
         f"cannot create memory cgroup {locked}/memory/fleetplane/agent-0: Permission denied "
         "(the local runtime creates cgroups: run fleetplane as root)"
     )
+
+
+@pytest.mark.usefixtures("cgroups_ok")
+def test_cgroups_left_by_a_crashed_supervisor_are_swept(tmp_path: Path) -> None:
+    from fleetplane.runtime.cgroups import sweep
+    from fleetplane.runtime.supervisor import Supervisor
+
+    driver = detect()
+    ghost, mine = "ghost-0.999999999.1", f"live-0.{os.getpid()}.1"  # pid 999999999 is above pid_max
+    for parent in driver.parents():
+        for name in (ghost, mine):
+            (parent / name).mkdir(parents=True)
+    try:
+        supervisor = Supervisor(tmp_path / "runtime", cgroups=driver)
+        assert ghost in supervisor.swept and mine not in supervisor.swept
+        assert all(not (p / ghost).exists() and (p / mine).exists() for p in driver.parents())
+        assert ghost not in sweep(driver) and mine not in sweep(driver)  # swept once; the live one stays
+    finally:
+        for parent in driver.parents():
+            for name in (ghost, mine):
+                if (parent / name).exists():
+                    (parent / name).rmdir()

@@ -143,6 +143,9 @@ class RefusingCgroups:
     def controllers(self) -> list[str]:
         return []
 
+    def parents(self) -> list[Path]:
+        return []
+
     def create(self, name: str, limits: Any) -> Any:
         raise CgroupError(
             f"/sys/fs/cgroup/pids/fleetplane/{name}/pids.max reads back 'max' after writing '64'"

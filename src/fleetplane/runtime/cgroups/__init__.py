@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -67,6 +68,48 @@ class CgroupDriver(Protocol):
     def create(self, name: str, limits: Limits) -> Cgroup: ...
 
     def controllers(self) -> list[str]: ...
+
+    def parents(self) -> list[Path]:
+        """The `fleetplane` parent directories (one per v1 hierarchy, one for v2)."""
+        ...
+
+
+_OWNED = re.compile(r"\.(\d+)\.(\d+)$")  # <replica>.<supervisor pid>.<start number>
+
+
+def group_name(replica_id: str, start: int) -> str:
+    """A cgroup name that says which supervisor process made it, so leftovers can be told apart."""
+    return f"{replica_id}.{os.getpid()}.{start}"
+
+
+def sweep(driver: CgroupDriver) -> list[str]:
+    """Remove empty cgroups left by supervisors that are gone (a crash leaves its cgroups behind);
+    another live supervisor's cgroups are never touched."""
+    removed: list[str] = []
+    for parent in driver.parents():
+        if not parent.is_dir():
+            continue
+        for group in parent.iterdir():
+            match = _OWNED.search(group.name)
+            if not group.is_dir() or match is None or _alive(int(match.group(1))):
+                continue
+            try:
+                if not (group / "cgroup.procs").read_text().split():
+                    group.rmdir()
+                    removed.append(group.name)
+            except OSError:
+                continue  # in use after all, or not ours to remove
+    return sorted(set(removed))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def join(procs_files: tuple[Path, ...]) -> None:

@@ -70,6 +70,9 @@ class CgroupV1:
     def controllers(self) -> list[str]:
         return [c for c in ("memory", "cpu", "cpuacct", "pids", "devices") if (self.root / c).is_dir()]
 
+    def parents(self) -> list[Path]:
+        return [self.root / c / PARENT for c in CONTROLLERS]
+
     def create(self, name: str, limits: Limits) -> GroupV1:
         group = GroupV1(self.root, name)
         for controller, d in group._dirs.items():

@@ -64,6 +64,9 @@ class CgroupV2:
     def controllers(self) -> list[str]:
         return (self.root / "cgroup.controllers").read_text().split()
 
+    def parents(self) -> list[Path]:
+        return [self.root / PARENT]
+
     def _enable(self, where: Path) -> None:
         have = set((where / "cgroup.controllers").read_text().split())
         missing = [c for c in NEEDED if c not in have]
