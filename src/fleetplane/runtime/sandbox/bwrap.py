@@ -32,7 +32,11 @@ from fleetplane.runtime.sandbox.rootfs import host_binds
 from fleetplane.runtime.sandbox.seccomp import filter_fd
 
 AGENT_DIR = "/agent"
-_PROBE_ARGS = ("--proc", "/proc", "--dev", "/dev", "--cap-drop", "ALL", "--", "/bin/true")
+# the availability probe uses every feature `plan` needs (--size and --disable-userns came in bwrap 0.8)
+_PROBE_ARGS = (
+    "--unshare-user", "--disable-userns", "--proc", "/proc", "--dev", "/dev",
+    "--size", "1048576", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--", "/bin/true",
+)  # fmt: skip
 
 
 def _memfd(name: str, data: bytes) -> int:

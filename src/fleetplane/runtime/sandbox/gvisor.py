@@ -110,7 +110,7 @@ class GvisorSandbox:
             return Availability("gvisor", False, "runsc not installed (Debian package 'runsc')")
         with tempfile.TemporaryDirectory(prefix="fp-runsc-") as root:
             try:
-                done = run_reaped([runsc, f"--root={root}", *RUNSC_FLAGS[:2], "do", "/bin/true"], timeout=30)
+                done = run_reaped([runsc, f"--root={root}", *RUNSC_FLAGS, "do", "/bin/true"], timeout=30)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return Availability("gvisor", False, f"runsc did not run: {exc}")
         if done.returncode != 0:
