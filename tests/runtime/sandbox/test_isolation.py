@@ -69,3 +69,16 @@ async def test_secrets_are_files_never_env_or_logs(supervisor: Any, make_spec: A
     assert "leaking [secret:api-token] now" in lines
     assert not any(token in str(line) for line in lines)
     assert token not in repr(spec)
+
+
+async def test_no_capabilities_and_a_seccomp_filter(supervisor: Any, make_spec: Any, http: Any) -> None:
+    replica = await supervisor.start(make_spec(probes=READY))
+    await replica.wait_for({ReplicaState.READY}, timeout=20)
+    status = await http.get(replica, "/status")
+    assert status == {
+        "CapEff": "0000000000000000",
+        "CapPrm": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "NoNewPrivs": "1",
+        "Seccomp": "2",  # filter mode
+    }

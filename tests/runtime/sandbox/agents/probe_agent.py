@@ -89,6 +89,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, dict(os.environ))
         elif url.path == "/connect":
             self._send(200, {"result": attempt_connect(q["host"], int(q["port"]))})
+        elif url.path == "/status":  # capabilities, no_new_privs and seccomp mode of the agent itself
+            with open("/proc/self/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            self._send(
+                200, {k: fields[k].strip() for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")}
+            )
         elif url.path == "/exists":
             self._send(200, {"exists": os.path.exists(q["path"])})
         elif url.path == "/tunnel":
