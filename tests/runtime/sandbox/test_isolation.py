@@ -49,7 +49,10 @@ async def test_the_host_filesystem_is_read_only(
     assert not os.path.exists("/etc/evil")  # noqa: ASYNC240
 
 
-async def test_secrets_are_files_never_env_or_logs(supervisor: Any, make_spec: Any, http: Any) -> None:
+async def test_secrets_are_files_never_env_or_logs(
+    supervisor: Any, make_spec: Any, http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST_ONLY_PASSWORD", "host-secret-value")  # the supervisor's env stays outside
     token = "tok-8f2d1c9a77"
     spec = make_spec(probes=READY, secrets={"api-token": token.encode()}, env={"MODE": "test"})
     replica = await supervisor.start(spec)
@@ -63,6 +66,7 @@ async def test_secrets_are_files_never_env_or_logs(supervisor: Any, make_spec: A
         f"fleetplane.agent=probe,fleetplane.replica={spec.replica_id},fleetplane.revision=rev1"
     )
     assert not any(token in value for value in env.values())
+    assert "HOST_ONLY_PASSWORD" not in env
     await http.get(replica, f"/print?text=leaking+{token}+now")
     await replica.stop(grace=1)
     lines = [r["line"] for r in read_records(replica.log_path)]
