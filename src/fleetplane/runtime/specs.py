@@ -44,7 +44,9 @@ class SpecSettings:
     gateway_url: str | None = None
     backoff: Backoff = field(default_factory=Backoff)
     stop_grace: float = 10.0
-    python: str = sys.executable  # runs the declarative runner inside the sandbox
+    # Runs `python` commands and the declarative runner inside the sandbox. Normalised, not resolved: a
+    # virtualenv's interpreter is its symlink (resolving it loses the venv); ".." would not exist inside.
+    python: str = os.path.abspath(sys.executable)
 
 
 def _probe(probe: Probe | None) -> ProbeSpec | None:
