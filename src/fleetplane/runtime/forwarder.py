@@ -19,6 +19,7 @@ Runs inside every sandbox (any tier) with the standard library only — it is st
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -53,6 +54,14 @@ async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
     for w in (client_w, up_w):
         w.close()
+
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """The agent dies with the forwarder (which dies with the supervisor): no agent outlives its watch."""
+    _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _alive(pid: int) -> bool:
@@ -188,7 +197,9 @@ class Forwarder:
         self.env["PORT"] = str(self.agent_port)
         await self._serve_agent()
         await self._serve_control()
-        self.child = await asyncio.create_subprocess_exec(*self.argv, env=self.env)
+        self.child = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, preexec_fn=_die_with_parent
+        )
         loop = asyncio.get_running_loop()
         child = self.child
         loop.add_signal_handler(signal.SIGTERM, lambda: child.send_signal(signal.SIGTERM))

@@ -72,8 +72,9 @@ def zombie_children() -> list[int]:
 # reaped here, and the command's exit status is passed on (a death by signal N as 128+N).
 _REAPED_RUN = """
 import ctypes, os, signal, subprocess, sys
-ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
-child = subprocess.Popen(sys.argv[1:])
+prctl = ctypes.CDLL(None).prctl
+prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+child = subprocess.Popen(sys.argv[1:], preexec_fn=lambda: prctl(1, 9, 0, 0, 0))  # dies with us
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda number, frame: child.send_signal(number))
 code = child.wait()

@@ -5,16 +5,23 @@ reaped and removed."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import resource
+import signal
 from pathlib import Path
 
 from fleetplane.runtime.cgroups import Cgroup, join
 from fleetplane.runtime.reaper import reap_orphans
 
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: no dlopen between fork and exec
+
 
 def child_setup(procs_files: tuple[Path, ...], rlimits: dict[int, tuple[int, int]]) -> None:
-    """Runs in the child between fork and exec: join the cgroup first, so nothing escapes its limits."""
+    """Runs in the child between fork and exec: join the cgroup first, so nothing escapes its limits;
+    and die with the supervisor (SIGKILL), so a crashed supervisor leaves no replica running unwatched."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     join(procs_files)
     for which, limit in rlimits.items():
         resource.setrlimit(which, limit)

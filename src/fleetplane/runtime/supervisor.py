@@ -87,9 +87,7 @@ class Supervisor:
         if spec.tier == "microvm":
             why = sandbox_for("microvm").availability().reason
             raise SandboxError(f"agent {spec.agent!r}: isolation 'microvm' is not available here: {why}")
-        # two supervisors on one host (a server and a test, two `up`s) may name replicas alike
-        key = hashlib.sha256(f"{self.root.resolve()}\0{spec.replica_id}".encode()).hexdigest()[:12]
-        paths = ReplicaPaths(run_dir=self.run_base / key, state_dir=self.run_base / f"{key}-state")
+        paths = self.paths_for(spec.replica_id)
         replica = ManagedReplica(self, spec, paths)
         self._replicas[spec.replica_id] = replica
         try:
@@ -99,6 +97,12 @@ class Supervisor:
             raise
         replica.begin()
         return replica
+
+    def paths_for(self, replica_id: str) -> ReplicaPaths:
+        """A replica's run and state directories (short: a unix socket path is at most 107 bytes), keyed
+        by this supervisor's root too, because two supervisors on one host may name replicas alike."""
+        key = hashlib.sha256(f"{self.root.resolve()}\0{replica_id}".encode()).hexdigest()[:12]
+        return ReplicaPaths(run_dir=self.run_base / key, state_dir=self.run_base / f"{key}-state")
 
     async def close(self, grace: float | None = None) -> None:
         """Stop every replica this supervisor started."""
