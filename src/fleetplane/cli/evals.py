@@ -170,7 +170,7 @@ def run_command(
 
     async def work(store: Store) -> Run:
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-            chosen = _target(loaded, target, client, RunnerEnv(store, server, key))
+            chosen = _target(loaded, target, client, RunnerEnv(store, server, key, fleet))
             columns = (
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -319,11 +319,11 @@ def gate_command(
 
 
 def _target_factory(
-    client: httpx.AsyncClient, store: Store, server: str, key: str | None
+    client: httpx.AsyncClient, store: Store, server: str, key: str | None, fleet: Path | None = None
 ) -> Callable[[LoadedSuite], Target]:
     def make(suite: LoadedSuite) -> Target:
         _judges(suite.state, server, key)
-        return _target(suite, None, client, RunnerEnv(store, server, key))
+        return _target(suite, None, client, RunnerEnv(store, server, key, fleet))
 
     return make
 
@@ -335,7 +335,7 @@ async def serve_schedules(
     any long-running composition) starts beside the gateway to keep the suites' time series going."""
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-        make = _target_factory(client, store, server, api_key)
+        make = _target_factory(client, store, server, api_key, fleet)
         await SuiteScheduler(fleet, RunRepository(store), make, time.time).serve(stop, poll=poll)
 
 
@@ -359,7 +359,7 @@ def scheduled_command(
             await serve_schedules(store, fleet, server, key, asyncio.Event(), poll=poll)
             return []
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-            make = _target_factory(client, store, server, key)
+            make = _target_factory(client, store, server, key, fleet)
             return await SuiteScheduler(fleet, RunRepository(store), make, time.time).tick()
 
     try:

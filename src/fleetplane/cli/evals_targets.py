@@ -1,9 +1,10 @@
 """Runners for the targets the evals wing cannot call over HTTP by itself: skill versions.
 
-`fleetplane eval run` hands every runner factory a `RunnerEnv` (the open store, the server, the key) and
-the target's name; the factory returns `async run(input) -> output`. `skill:NAME@VERSION` runs that exact
-published version from the skill registry (promoted or not, so a candidate is evaluated before its
-promotion), with a context whose gateway is the server's, as `fleetplane skill test` runs a skill's evals.
+`fleetplane eval run` hands every runner factory a `RunnerEnv` (the open store, the server, the key, the
+suite's fleet directory) and the target's name; the factory returns `async run(input) -> output`.
+`skill:NAME@VERSION` runs that exact published version from the skill registry (promoted or not, so a
+candidate is evaluated before its promotion), with a context whose gateway is the server's, as
+`fleetplane skill test` runs a skill's evals. Pipelines run through `evals_pipeline`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fleetplane.evals.targets import TargetFunction
@@ -22,6 +24,7 @@ class RunnerEnv:
     store: Store
     server: str  # the fleetplane server, without /v1
     api_key: str | None
+    fleet: Path | None = None  # the manifest directory the suite came from (pipelines defined there)
 
 
 RunnerFactory = Callable[[RunnerEnv, str], TargetFunction]

@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
+from fleetplane.cli.evals_loop import start_schedules
 from fleetplane.cli.watch import FleetWatcher
 from fleetplane.evals.judges.client import KEY_ENV as JUDGE_KEY_ENV
 from fleetplane.evals.judges.family import ModelCatalog
@@ -371,7 +372,16 @@ async def _serve(
             await fleet_watch.start()
             watcher = asyncio.create_task(fleet_watch.run(), name="fleetplane-watch")
             console.print(f"watching {desired.directory} for changes and new commits", markup=False)
-        await serving
+        schedules = None
+        if server.started:  # scheduled eval suites, run against this very server with a key of their own
+            schedules = await start_schedules(store, desired, _local_url(host, sock.getsockname()[1]), now())
+        if schedules is not None:
+            console.print(f"scheduled eval suites: {', '.join(schedules.suites)}", markup=False)
+        try:
+            await serving
+        finally:
+            if schedules is not None:  # before the store closes under it
+                await schedules.stop()
         if watcher is not None:
             watcher.cancel()
     finally:

@@ -181,14 +181,18 @@ class AgentTarget:
         except httpx.HTTPError as exc:
             return Answer("", error=f"{type(exc).__name__}: {exc}")
         latency = (time.perf_counter() - started) * 1000.0
-        if response.status_code != 200:
-            return Answer("", error=_error_text(response), latency_ms=latency)
-        body = response.json()
-        text, structured = agent_output(body)
-        status = body.get("status") if isinstance(body, dict) else None
-        state = status.get("state") if isinstance(status, dict) else None
         trace = _trace_id(response.headers)
-        if state in _FAILED_STATES:  # an A2A task that ended badly is a failed case, whatever it says
+        try:
+            answer: Any = response.json()
+        except ValueError:
+            answer = None
+        status = answer.get("status") if isinstance(answer, dict) else None
+        state = status.get("state") if isinstance(status, dict) else None
+        if state is None and (response.status_code != 200 or answer is None):  # not an agent's task
+            return Answer("", error=_error_text(response), latency_ms=latency, trace_id=trace)
+        # A failed task comes with a 5xx (docs/runtime.md): its message says why, so it is reported below.
+        text, structured = agent_output(answer)
+        if state in _FAILED_STATES or response.status_code != 200:  # a task that ended badly fails its case
             return Answer(
                 text,
                 error=f"the agent's task ended {state}: {text[:200]}",

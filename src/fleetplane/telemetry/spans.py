@@ -91,6 +91,7 @@ class GenAISpans:
         *,
         provider: str,
         model: str | None,
+        agent_name: str | None = None,
         server_address: str | None = None,
         server_port: int | None = None,
         attributes: Mapping[str, Any] | None = None,
@@ -99,6 +100,7 @@ class GenAISpans:
         attrs = {
             sc.GEN_AI_PROVIDER_NAME: provider,
             sc.GEN_AI_REQUEST_MODEL: model,
+            sc.GEN_AI_AGENT_NAME: agent_name or current_agent.get(),
             sc.SERVER_ADDRESS: server_address,
             sc.SERVER_PORT: server_port,
         }

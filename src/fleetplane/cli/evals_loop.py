@@ -1,0 +1,86 @@
+"""The continuous eval loop `fleetplane up` runs beside the gateway: every EvalSuite with a `schedule` is
+run against this very server whenever it is due (`fleetplane.cli.evals.serve_schedules`), so each suite's
+scores become a time series in `fleetplane eval history`.
+
+The runs call the gateway with a virtual key of their own (`fleetplane-evals`, agent `fleetplane-evals`,
+in the fleet's first team, a fresh secret each start), so their traffic is authenticated, charged and
+traced apart from users' and from the online judges' (`fleetplane-judge`). Ctrl-C stops the loop with
+the server; a run cut short stays `running` in the store with what it scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from fleetplane.cli.evals import serve_schedules
+from fleetplane.manifests.desired import DesiredState
+from fleetplane.manifests.evalsuite import EvalSuite
+from fleetplane.manifests.kinds import Team
+from fleetplane.store.db import Store
+from fleetplane.store.keys import KeyRepository, NewKey, new_secret
+
+log = logging.getLogger(__name__)
+
+EVALS_KEY_NAME = "fleetplane-evals"
+
+
+def scheduled_suites(desired: DesiredState) -> list[EvalSuite]:
+    return [s for s in desired.of_kind(EvalSuite) if s.spec.schedule is not None]
+
+
+async def mint_evals_key(store: Store, teams: list[tuple[str, str]], now: float) -> str | None:
+    """A fresh secret for the scheduled runs' key; the previous start's stops working. `teams`:
+    (team, organization) pairs; None when the fleet has no team to charge."""
+    if not teams:
+        return None
+    team, organization = sorted(teams)[0]
+    keys = KeyRepository(store)
+    if await keys.get(EVALS_KEY_NAME) is not None:
+        await keys.delete(EVALS_KEY_NAME)
+    secret = new_secret()
+    await keys.create(
+        NewKey(name=EVALS_KEY_NAME, organization=organization, team=team, agent=EVALS_KEY_NAME, source="up"),
+        secret=secret,
+        now=now,
+    )
+    return secret
+
+
+@dataclass
+class ScheduleLoop:
+    """The running loop: `stop()` ends it (a run in flight is cancelled: the server it calls is gone)."""
+
+    task: asyncio.Task[None]
+    event: asyncio.Event
+    suites: list[str]
+
+    async def stop(self) -> None:
+        self.event.set()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start_schedules(
+    store: Store, desired: DesiredState, server_url: str, now: float, *, poll: float = 60.0
+) -> ScheduleLoop | None:
+    """Start the loop when the fleet has scheduled suites (None otherwise): mint its key, then run
+    `serve_schedules` as a task on this event loop against `server_url`."""
+    suites = scheduled_suites(desired)
+    if not suites:
+        return None
+    teams = [(t.name, t.spec.organization) for t in desired.of_kind(Team)]
+    key = await mint_evals_key(store, teams, now)
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        try:
+            await serve_schedules(store, desired.directory, server_url, key, stop, poll=poll)
+        except Exception:  # the loop must never take the server down with it
+            log.exception("scheduled eval runs stopped")
+
+    task = asyncio.create_task(serve(), name="fleetplane-eval-schedules")
+    return ScheduleLoop(task, stop, [s.name for s in suites])
