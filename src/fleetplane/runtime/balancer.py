@@ -88,12 +88,14 @@ class Balancer:
         *,
         wait: float = 10.0,
         timeout: float = 300.0,
+        prune_above: int = 64,
     ) -> None:
         self._pool = pool
         self._pools = pools  # every agent's pool: which endpoints are still in use
         self._wake = wake
         self.wait = wait
         self.timeout = timeout
+        self.prune_above = prune_above  # clients kept before those of gone replicas are closed
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     async def _client(self, endpoint: str) -> httpx.AsyncClient:
@@ -107,7 +109,7 @@ class Balancer:
 
     async def _prune(self) -> None:
         """Close the clients of replicas that are gone (each new replica has a socket of its own)."""
-        if len(self._clients) < 64:
+        if len(self._clients) < self.prune_above:
             return
         live = {t.replica.endpoint for pool in self._pools() for t in pool.replicas}
         for endpoint in [e for e in self._clients if e not in live]:

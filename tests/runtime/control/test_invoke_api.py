@@ -217,3 +217,17 @@ async def test_rollout_admin_api(service, fleet) -> None:  # type: ignore[no-unt
     assert [(h["revision"], h["cause"]) for h in rollout["history"]] == [(2, "apply"), (3, "undo")]
     assert rollout["drift"] is True and rollout["revision"] == 3
     assert [a["name"] for a in listed["agents"]] == ["echo"]
+
+
+async def test_clients_of_gone_replicas_are_closed(service) -> None:
+    service.balancer.prune_above = 1
+    async with client(service) as http:
+        assert (await http.post("/agents/echo/invoke", json=ask("x"))).status_code == 200
+        pool = service.reconciler.pools["echo"]
+        for t in pool.replicas:  # every replica moves to a socket of its own; the old one is gone
+            t.replica.endpoint = t.replica.endpoint + ".moved"
+        before = set(service.balancer._clients)
+    assert before and all(not e.endswith(".moved") for e in before)
+    for t in pool.replicas:
+        await service.balancer._client(t.replica.endpoint)
+    assert set(service.balancer._clients) == {t.replica.endpoint for t in pool.replicas}
