@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetplane.cli.evals import serve_schedules
 from fleetplane.manifests.desired import DesiredState
@@ -51,36 +51,43 @@ async def mint_evals_key(store: Store, teams: list[tuple[str, str]], now: float)
 
 @dataclass
 class ScheduleLoop:
-    """The running loop: `stop()` ends it (a run in flight is cancelled: the server it calls is gone)."""
+    """The fleet's scheduled suites and their key, minted by `prepare_schedules` before the gateway loads
+    its keys; `start()` runs the loop once the server listens, `stop()` ends it (a run in flight is
+    cancelled: the server it calls is gone)."""
 
-    task: asyncio.Task[None]
-    event: asyncio.Event
+    store: Store
+    desired: DesiredState
     suites: list[str]
+    key: str | None
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def start(self, server_url: str, *, poll: float = 60.0) -> None:
+        async def serve() -> None:
+            try:
+                await serve_schedules(
+                    self.store, self.desired.directory, server_url, self.key, self.event, poll=poll
+                )
+            except Exception:  # the loop must never take the server down with it
+                log.exception("scheduled eval runs stopped")
+
+        self.task = asyncio.create_task(serve(), name="fleetplane-eval-schedules")
 
     async def stop(self) -> None:
         self.event.set()
+        if self.task is None:
+            return
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
 
-async def start_schedules(
-    store: Store, desired: DesiredState, server_url: str, now: float, *, poll: float = 60.0
-) -> ScheduleLoop | None:
-    """Start the loop when the fleet has scheduled suites (None otherwise): mint its key, then run
-    `serve_schedules` as a task on this event loop against `server_url`."""
+async def prepare_schedules(store: Store, desired: DesiredState, now: float) -> ScheduleLoop | None:
+    """When the fleet has scheduled suites, mint their key — before the server starts, so the gateway
+    knows it from its first request — and return the loop to start; None otherwise."""
     suites = scheduled_suites(desired)
     if not suites:
         return None
     teams = [(t.name, t.spec.organization) for t in desired.of_kind(Team)]
     key = await mint_evals_key(store, teams, now)
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        try:
-            await serve_schedules(store, desired.directory, server_url, key, stop, poll=poll)
-        except Exception:  # the loop must never take the server down with it
-            log.exception("scheduled eval runs stopped")
-
-    task = asyncio.create_task(serve(), name="fleetplane-eval-schedules")
-    return ScheduleLoop(task, stop, [s.name for s in suites])
+    return ScheduleLoop(store, desired, [s.name for s in suites], key)

@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
-from fleetplane.cli.evals_loop import start_schedules
+from fleetplane.cli.evals_loop import prepare_schedules
 from fleetplane.cli.watch import FleetWatcher
 from fleetplane.evals.judges.client import KEY_ENV as JUDGE_KEY_ENV
 from fleetplane.evals.judges.family import ModelCatalog
@@ -320,6 +320,7 @@ async def _serve(
         if environ.get(ONLINE_EVALS_ENV) and not environ.get(JUDGE_KEY_ENV):  # judges get a key of their own
             teams = [(t.name, t.spec.organization) for t in desired.of_kind(Team)]
             environ[JUDGE_KEY_ENV] = await mint_judge_key(store, teams, now()) or ""
+        schedules = await prepare_schedules(store, desired, now())  # its key too, before the gateway starts
         try:  # the review API always; the online evaluator when FLEETPLANE_ONLINE_EVALS names a file
             evals = EvalsService.create(
                 store,
@@ -343,7 +344,7 @@ async def _serve(
             )
         except ValueError as exc:
             fail(str(exc), code=1)
-        agents = AgentService(store, agent_settings)
+        agents = AgentService(store, agent_settings, spans=backend.telemetry.spans if backend else None)
         config = uvicorn.Config(
             build_app(runtime, backend, agents=agents, evals=evals, pipelines=pipelines),
             host=host,
@@ -372,10 +373,8 @@ async def _serve(
             await fleet_watch.start()
             watcher = asyncio.create_task(fleet_watch.run(), name="fleetplane-watch")
             console.print(f"watching {desired.directory} for changes and new commits", markup=False)
-        schedules = None
-        if server.started:  # scheduled eval suites, run against this very server with a key of their own
-            schedules = await start_schedules(store, desired, _local_url(host, sock.getsockname()[1]), now())
-        if schedules is not None:
+        if schedules is not None and server.started:  # scheduled eval suites, run against this very server
+            schedules.start(_local_url(host, sock.getsockname()[1]))
             console.print(f"scheduled eval suites: {', '.join(schedules.suites)}", markup=False)
         try:
             await serving
