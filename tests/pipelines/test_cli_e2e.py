@@ -11,9 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
+from sqlalchemy import Column, MetaData, String, Table, insert
 from typer.testing import CliRunner, Result
 
 from fleetplane.cli.app import _register, app
+from fleetplane.cli.ids import resolve_id
+from fleetplane.store.db import Store
 
 EXAMPLE_SKILL = Path(__file__).parents[2] / "examples/fleet/skills/search-docs"
 
@@ -140,6 +144,10 @@ def test_a_promotion_leaves_a_run_in_flight_on_its_pinned_version(
             ["run", "ask", "-f", "{plans}", "--input", '{"question": "x"}'],
             "error: pipeline ask: skill search-docs@^1: no published version of skill search-docs satisfies '^1' (published: none)",
         ),
+        (
+            ["run", "ask", "-f", "/nonexistent-fleet", "--input", "{}"],
+            "error: --file: no such file or directory: /nonexistent-fleet; expected the directory of the fleet's manifests",
+        ),
         (["runs", "show", "r-1"], "error: no run r-1"),
         (["runs", "resume", "r-1"], "error: no run r-1"),
         (["approvals", "approve", "a-1"], "error: no approval a-1"),
@@ -171,3 +179,43 @@ def test_a_pipeline_that_requires_signed_skills_refuses_an_unsigned_one(
         "error: step context:docs: cannot load search-docs@1.0.0: search-docs@1.0.0 is not signed (no "
         "skill.dsse.json) and signing is required"
     ]
+
+
+def test_ids_cut_by_a_narrow_table_can_be_given_by_a_unique_prefix(cli: tuple[CliRunner, str, Path]) -> None:
+    plans = str(cli[2])
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    runs = [
+        invoke(cli, "run", "ask", "-f", plans, "--input", '{"question": "late", "careful": true}')
+        for _ in range(2)
+    ]
+    gate = re.search(r"waiting for approval ([0-9a-f]{32})", runs[0].output)
+    assert gate
+    approved = invoke(cli, "approvals", "approve", gate.group(1)[:8], "--actor", "ana")
+    assert (approved.exit_code, approved.output.splitlines()[0]) == (
+        0,
+        f"approval {gate.group(1)}: approved by ana",
+    )
+    first = run_id(runs[0])
+    resumed = invoke(cli, "runs", "resume", first[:6])
+    assert resumed.exit_code == 0 and f"run {first} (ask): succeeded" in resumed.output
+    assert invoke(cli, "runs", "show", first[:5]).output.startswith(f"run {first}  pipeline ask")
+    # a prefix shorter than 4 characters is taken as a whole id; one that fits two ids is refused
+    assert invoke(cli, "runs", "show", first[:3]).output.strip() == f"error: no run {first[:3]}"
+
+
+@pytest.mark.anyio
+async def test_an_ambiguous_prefix_is_refused_with_the_ids_it_fits(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'ids.sqlite'}", run_migrations=False)
+    table = Table("things", MetaData(), Column("id", String, primary_key=True))
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            await conn.execute(insert(table), [{"id": "abcd1111"}, {"id": "abcd2222"}, {"id": "ab%d3333"}])
+        assert await resolve_id(store, table.c.id, "abcd2", "thing") == "abcd2222"
+        assert await resolve_id(store, table.c.id, "ab%d", "thing") == "ab%d3333"  # % is not a wildcard
+        assert await resolve_id(store, table.c.id, "zzzz", "thing") == "zzzz"
+        with pytest.raises(typer.Exit) as ended:
+            await resolve_id(store, table.c.id, "abcd", "thing")
+        assert ended.value.exit_code == 2
+    finally:
+        await store.close()

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
+from fleetplane.cli.ids import resolve_id
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.fields import parse_duration
 from fleetplane.pipelines.approvals import ApprovalError, ApprovalRecord, Approvals
@@ -27,6 +28,7 @@ from fleetplane.pipelines.sources import PipelineNotFound
 from fleetplane.pipelines.worker import Worker
 from fleetplane.store.audit import AuditLog
 from fleetplane.store.db import Store
+from fleetplane.store.tables import pipeline_approvals, pipeline_runs
 from fleetplane.telemetry.setup import Telemetry
 
 runs_app = typer.Typer(
@@ -77,6 +79,8 @@ def run_pipeline(
 ) -> None:
     """Start a run of PIPELINE with --input; work it here until it ends or waits for an approval."""
     payload = parse_json("--input", input)
+    if file is not None and not file.exists():
+        fail(f"--file: no such file or directory: {file}; expected the directory of the fleet's manifests")
 
     async def work(store: Store) -> RunRecord:
         deps = _deps(store)
@@ -162,7 +166,7 @@ def list_runs(
 
 @runs_app.command("show")
 def show_run(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique prefix of it).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole record as JSON.")] = False,
     database_url: DatabaseURL = None,
 ) -> None:
@@ -170,7 +174,7 @@ def show_run(
 
     async def work(store: Store) -> RunView:
         try:
-            return await show(store, run_id)
+            return await show(store, await resolve_id(store, pipeline_runs.c.id, run_id, "run"))
         except ControlError as exc:
             fail(str(exc))
 
@@ -222,7 +226,7 @@ def show_run(
 
 @runs_app.command("resume")
 def resume_run(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique prefix of it).")],
     step: Annotated[str | None, typer.Option("--step", help="The step a person decides about.")] = None,
     output: Annotated[
         str | None, typer.Option("--output", help="It happened: its output (JSON or @file).")
@@ -236,15 +240,16 @@ def resume_run(
     value = parse_json("--output", output) if output is not None else None
 
     async def work(store: Store) -> RunRecord:
-        found = await RunStore(store).get(run_id)
+        full = await resolve_id(store, pipeline_runs.c.id, run_id, "run")
+        found = await RunStore(store).get(full)
         try:
             if found is None or found.status != "pending":
-                await resume(store, run_id, now=now(), actor=actor, step=step, output=value, rerun=rerun)
+                await resume(store, full, now=now(), actor=actor, step=step, output=value, rerun=rerun)
         except ControlError as exc:
             fail(str(exc))
         if not no_wait:
-            await _work(_deps(store), run_id)
-        ended = await RunStore(store).get(run_id)
+            await _work(_deps(store), full)
+        ended = await RunStore(store).get(full)
         assert ended is not None
         return ended
 
@@ -253,7 +258,7 @@ def resume_run(
 
 @runs_app.command("cancel")
 def cancel_run(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique prefix of it).")],
     reason: Annotated[str | None, typer.Option("--reason")] = None,
     actor: Actor = "cli",
     database_url: DatabaseURL = None,
@@ -262,7 +267,8 @@ def cancel_run(
 
     async def work(store: Store) -> RunRecord:
         try:
-            return await cancel(store, run_id, now=now(), actor=actor, reason=reason)
+            full = await resolve_id(store, pipeline_runs.c.id, run_id, "run")
+            return await cancel(store, full, now=now(), actor=actor, reason=reason)
         except ControlError as exc:
             fail(str(exc))
 
@@ -320,8 +326,9 @@ def _decide(
 ) -> None:
     async def work(store: Store) -> ApprovalRecord:
         try:
+            full = await resolve_id(store, pipeline_approvals.c.id, approval_id, "approval")
             return await Approvals(store).decide(
-                approval_id, approve=approve, actor=actor, now=now(), reason=reason, edited=edited
+                full, approve=approve, actor=actor, now=now(), reason=reason, edited=edited
             )
         except ApprovalError as exc:
             fail(str(exc))
@@ -336,7 +343,7 @@ def _decide(
 
 @approvals_app.command("approve")
 def approve(
-    approval_id: Annotated[str, typer.Argument(help="The approval's id (fleetplane approvals list).")],
+    approval_id: Annotated[str, typer.Argument(help="The approval id, or a unique prefix of it.")],
     edit: Annotated[
         str | None, typer.Option("--edit", help="Approve these arguments instead (JSON or @file).")
     ] = None,
@@ -351,7 +358,7 @@ def approve(
 
 @approvals_app.command("reject")
 def reject(
-    approval_id: Annotated[str, typer.Argument(help="The approval's id.")],
+    approval_id: Annotated[str, typer.Argument(help="The approval's id (or a unique prefix of it).")],
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run and in the audit log.")],
     actor: Actor = "cli",
     database_url: DatabaseURL = None,

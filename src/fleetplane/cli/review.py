@@ -15,9 +15,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from fleetplane.cli.common import FAILED, DatabaseURL, console, fail, format_time, now, with_store
+from fleetplane.cli.common import DatabaseURL, console, fail, format_time, now, with_store
+from fleetplane.cli.ids import resolve_id
 from fleetplane.evals.review import Agreement, ReviewError, ReviewItem, ReviewQueue, agreement
 from fleetplane.store.db import Store
+from fleetplane.store.evals_online import review_items
 
 review_app = typer.Typer(
     name="review",
@@ -88,7 +90,7 @@ def next_item(reviewer: Reviewer, as_json: Json = False, database_url: DatabaseU
 
 @review_app.command("label")
 def label(
-    item_id: Annotated[str, typer.Argument(help="The review item's id.")],
+    item_id: Annotated[str, typer.Argument(help="The review item's id (or a unique prefix of it).")],
     labels: Annotated[
         list[str], typer.Argument(help="DIMENSION=VALUE pairs, values in [0, 1] (0 bad, 1 good).")
     ],
@@ -110,15 +112,14 @@ def label(
 
     async def write(store: Store) -> ReviewItem | str:
         try:
-            return await ReviewQueue(store).label(
-                item_id, reviewer.strip(), parsed, comment=comment, now=now()
-            )
+            full = await resolve_id(store, review_items.c.id, item_id, "review item")
+            return await ReviewQueue(store).label(full, reviewer.strip(), parsed, comment=comment, now=now())
         except ReviewError as exc:
             return str(exc)
 
     result = with_store(database_url, write)
     if isinstance(result, str):
-        fail(result, code=FAILED if result.startswith("no review item") else 2)
+        fail(result)
     console.print(
         f"labelled {result.id}: " + ", ".join(f"{d}={v:g}" for d, v in parsed.items()), markup=False
     )

@@ -91,7 +91,7 @@ def test_review_cli_list_next_label_agreement(invoke: Invoke) -> None:
     assert bad.exit_code == 2
     assert "label 'quality=2': expected DIMENSION=VALUE with a value in [0, 1]" in bad.output
     missing = run("label", "nope", "quality=1", "-r", "ana")
-    assert missing.exit_code == 1 and "no review item 'nope'" in missing.output
+    assert missing.exit_code == 2 and "no review item 'nope'" in missing.output
     done = run("label", item["id"], "quality=0", "--comment", "too short", "-r", "ana")
     assert done.exit_code == 0 and f"labelled {item['id']}: quality=0" in done.output
 
