@@ -4,7 +4,7 @@ suite's history. Other modules add commands to `eval_app` (pareto, ab).
 Targets: `model:NAME` (a model group, through the gateway's chat API at --server), `agent:NAME`
 (`POST /agents/NAME/invoke` at --server); `skill:NAME@VERSION` and `pipeline:NAME` run through a function
 the composing code registers in `TARGET_RUNNERS` (kind -> factory(env, name) -> async run(input));
-skill versions are built in (`evals_targets`).
+skill versions are built in (`evals_targets`), pipelines registered with the CLI (`evals_pipeline`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from fleetplane.store.db import Store
 eval_app = typer.Typer(name="eval", help="Eval suites: run, compare, gate, history.", no_args_is_help=True)
 
 # kind ("skill", "pipeline") -> factory(env, target name) -> async run(input) -> output. Skills are built in;
-# whatever composes a pipeline runner adds it here.
+# `evals_pipeline.register` adds pipelines when the CLI registers its groups.
 TARGET_RUNNERS: dict[str, RunnerFactory] = dict(RUNNERS)
 
 Fleet = Annotated[
@@ -123,6 +123,12 @@ def _target(
     else:
         kind, name = spec.kind, spec.name
     if kind == "model":
+        known = {m.name for m in suite.state.of_kind(Model)}
+        if override and known and name not in known:
+            fail(
+                f"--target {override!r}: no Model named {name!r} in the suite's fleet; known: "
+                f"{', '.join(sorted(known))} (or agent:NAME, skill:NAME@VERSION, pipeline:NAME)"
+            )
         group, own = _prices(suite, name)
         return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, group, own)
     if kind == "agent":
@@ -142,6 +148,17 @@ def _target(
         f"--target {override!r}: unknown kind {kind!r}; "
         "expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME"
     )
+
+
+async def _preflight(target: Target) -> None:
+    """A runner that can tell a target does not exist (`run.check`) says so before the first case, so a
+    wrong name is one line and exit 2, not a stored run of failed cases."""
+    check = getattr(getattr(target, "run", None), "check", None)
+    if check is not None:
+        try:
+            await check()
+        except TargetNameError as exc:
+            fail(str(exc))
 
 
 @eval_app.command("run")
@@ -171,6 +188,7 @@ def run_command(
     async def work(store: Store) -> Run:
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
             chosen = _target(loaded, target, client, RunnerEnv(store, server, key, fleet))
+            await _preflight(chosen)
             columns = (
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -196,8 +214,11 @@ def run_command(
     finished = with_store(database_url, work)
     if output == "json":
         console.print_json(json.dumps(_run_json(finished)))
-        return
-    print_summary(finished)
+    else:
+        print_summary(finished)
+    called = (finished.summary or {}).get("target", {})
+    if called.get("calls") and called.get("errors") == called["calls"]:
+        fail(f"every call to the target failed; the first: {called.get('first_error')}", code=FAILED)
 
 
 def _gates(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
