@@ -182,6 +182,22 @@ def test_bad_input_is_one_line_and_exit_code_2(
     )
     skill = invoke("run", "brief", "--fleet", str(directory), "--target", "skill:summarize")
     assert skill.output == "error: skill target 'summarize': expected NAME@VERSION, e.g. summarize@1.0.0\n"
+    model = invoke("run", "brief", "--fleet", str(directory), "--target", "model:nope")
+    assert (model.exit_code, model.output) == (
+        2,
+        "error: --target 'model:nope': no Model named 'nope' in the suite's fleet; known: cached, chain, claude, embed, rescue, solo, split (or agent:NAME, skill:NAME@VERSION, pipeline:NAME)\n",
+    )
+    version = invoke("run", "brief", "--fleet", str(directory), "--target", "skill:summarize@x.y")
+    assert (version.exit_code, version.output) == (
+        2,
+        "error: skill target 'summarize@x.y': 'x.y' is not a semantic version such as 1.2.0, e.g. summarize@1.0.0\n",
+    )
+    unpublished = invoke("run", "brief", "--fleet", str(directory), "--target", "skill:summarize@9.0.0")
+    assert (unpublished.exit_code, unpublished.output) == (
+        2,
+        "error: skill target 'summarize@9.0.0': skill summarize@9.0.0 is not published; no version of it is published\n",
+    )
+    assert invoke("history", "brief").output.startswith("error: no runs of suite 'brief'")  # none stored
 
     missing = invoke("gate", "--baseline", "abcd1234", "--candidate", "ffff0000")
     assert missing.exit_code == 2
@@ -205,6 +221,12 @@ def test_bad_input_is_one_line_and_exit_code_2(
         2,
         "error: unknown output 'xml'; expected table or json\n",
     )
+    # A target every call of which fails is run and stored, but the command says why and exits 1.
+    down = invoke(
+        "run", "brief", "--fleet", str(directory), "--target", "agent:x", "--server", "http://127.0.0.1:9"
+    )
+    assert down.exit_code == 1, down.output
+    assert down.output.splitlines()[-1].startswith("error: every call to the target failed; the first: ")
 
 
 JUDGED = """

@@ -117,6 +117,15 @@ def pipeline_runner(env: RunnerEnv, name: str) -> TargetFunction:
             if deps.gateway is not None:
                 await deps.gateway.close()
 
+    async def check() -> None:
+        try:
+            async with lock:
+                if not plans:
+                    plans.append(await plan_of(env.store, name, env.fleet))
+        except PipelineNotFound as exc:
+            raise TargetNameError(f"pipeline target {name!r}: {exc}") from None
+
+    run.check = check  # type: ignore[attr-defined]  # `eval run` asks before the first case
     return run
 
 

@@ -41,9 +41,21 @@ def skill_runner(env: RunnerEnv, target: str) -> TargetFunction:
         raise TargetNameError(f"skill target {target!r}: expected NAME@VERSION, e.g. summarize@1.0.0")
     # Imported on use: the skills wing is only loaded when a skill is evaluated.
     from fleetplane.skills.catalog import SkillCatalog
+    from fleetplane.skills.errors import SkillError
     from fleetplane.skills.loaded import SkillContext
+    from fleetplane.skills.semver import Version
 
+    try:
+        Version.parse(version)
+    except ValueError as exc:
+        raise TargetNameError(f"skill target {target!r}: {exc}, e.g. summarize@1.0.0") from None
     catalog = SkillCatalog(env.store)
+
+    async def check() -> None:
+        try:
+            await catalog.registry.get(name, version)
+        except SkillError as exc:
+            raise TargetNameError(f"skill target {target!r}: {exc.message}") from None
 
     async def run(case_input: Any) -> Any:
         published = await catalog.registry.get(name, version)
@@ -60,6 +72,7 @@ def skill_runner(env: RunnerEnv, target: str) -> TargetFunction:
         )
         return await skill.invoke(case_input, context)
 
+    run.check = check  # type: ignore[attr-defined]  # `eval run` asks before the first case
     return run
 
 

@@ -106,6 +106,8 @@ def summarize(
         "target": {
             "calls": len(outputs),
             "errors": sum(1 for o in outputs if o.get("error")),
+            # what went wrong, so a run where every call failed can say why (a wrong target, a down server)
+            "first_error": next((str(o["error"]) for o in outputs if o.get("error")), None),
             "cost_usd": sum(costs) if costs else None,
             "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
             "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
