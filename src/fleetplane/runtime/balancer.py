@@ -3,8 +3,10 @@
 The request is checked once (the shape of docs/runtime.md, after A2A's `message/send`: a message with
 parts, an optional task id), given a task id when it has none, and sent to the ready replica with the
 fewest requests in flight, through the host-side unix socket that reaches the agent's port inside its
-sandbox. The caller's `traceparent` goes with it (a new one is made when there is none), so the agent's
-model calls join the caller's trace; the answer says which replica and revision served it.
+sandbox. With telemetry each invocation is an `invoke_agent` span (a child of the caller's `traceparent`,
+or a new trace) and the agent gets that span as its parent, so the agent's model calls nest under it;
+without, the caller's `traceparent` is passed on as it is (a new one made when there is none). The answer
+says which replica and revision served it, and carries the trace.
 
 Requests in flight are counted per replica (the autoscaler reads them). A request that finds no ready
 replica waits for one for up to `wait` seconds — counted as in flight, so an agent scaled to zero wakes
@@ -23,10 +25,14 @@ from typing import Any
 
 import httpx
 import orjson
+from opentelemetry.trace import set_span_in_context
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fleetplane.runtime.pool import AgentPool, Tracked
+from fleetplane.telemetry.propagation import extract_headers, inject_headers
+from fleetplane.telemetry.span_handle import GenAISpan
+from fleetplane.telemetry.spans import GenAISpans
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 PART_KINDS = ("text", "data", "file")
@@ -89,6 +95,7 @@ class Balancer:
         wait: float = 10.0,
         timeout: float = 300.0,
         prune_above: int = 64,
+        spans: GenAISpans | None = None,
     ) -> None:
         self._pool = pool
         self._pools = pools  # every agent's pool: which endpoints are still in use
@@ -96,6 +103,9 @@ class Balancer:
         self.wait = wait
         self.timeout = timeout
         self.prune_above = prune_above  # clients kept before those of gone replicas are closed
+        self.spans = (
+            spans  # with telemetry: an invoke_agent span per invocation, the agent's calls its children
+        )
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     async def _client(self, endpoint: str) -> httpx.AsyncClient:
@@ -148,16 +158,50 @@ class Balancer:
         except InvalidInvoke as exc:
             return error(400, "invalid_request", str(exc))
         body.setdefault("taskId", uuid.uuid4().hex)
-        payload = orjson.dumps(body)
-        trace = traceparent(request.headers)
-        headers = {"content-type": "application/json", "traceparent": trace}
-        if request.headers.get("tracestate"):
-            headers["tracestate"] = request.headers["tracestate"]
+        headers = {"content-type": "application/json"}
+        span = None
+        if self.spans is not None:
+            parent = extract_headers(
+                {k: v for k, v in request.headers.items() if k in ("traceparent", "tracestate")}
+            )
+            span = self.spans.invoke_agent_span(name, remote=True, agent_id=name, parent=parent)
+            span.open(attach=False)  # the span ends when this request does, not with this task's context
+            span.set("fleetplane.task.id", body["taskId"])
+            inject_headers(headers, context=set_span_in_context(span.span))
+        else:
+            headers["traceparent"] = traceparent(request.headers)
+            if request.headers.get("tracestate"):
+                headers["tracestate"] = request.headers["tracestate"]
+        try:
+            answer = await self._send(name, pool, body, orjson.dumps(body), headers, span)
+        except BaseException as exc:
+            if span is not None:
+                span.close(error=exc)
+            raise
+        if span is not None:
+            if answer.status_code >= 500:
+                span.set_error(f"http_{answer.status_code}")
+            span.close()
+        return answer
+
+    async def _send(
+        self,
+        name: str,
+        pool: AgentPool,
+        body: dict[str, Any],
+        payload: bytes,
+        headers: dict[str, str],
+        span: GenAISpan | None,
+    ) -> Response:
+        trace = headers["traceparent"]
         tried: frozenset[str] = frozenset()
         while True:
             replica = await self._ready(pool, tried)
             if replica is None:
                 return self._unavailable(pool, tried)
+            if span is not None:
+                span.set("fleetplane.replica", replica.id)
+                span.set("fleetplane.revision", replica.number)
             replica.begin()
             try:
                 client = await self._client(replica.replica.endpoint)

@@ -32,6 +32,7 @@ from fleetplane.runtime.specs import SpecSettings
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.store.db import Store
 from fleetplane.store.url import home
+from fleetplane.telemetry.spans import GenAISpans
 
 log = logging.getLogger("fleetplane.runtime")
 
@@ -128,6 +129,7 @@ class AgentService:
         launcher: Launcher | None = None,
         clock: Clock = SYSTEM_CLOCK,
         tiers: Any = host_tier,
+        spans: GenAISpans | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -142,6 +144,7 @@ class AgentService:
             lambda: list(self.reconciler.pools.values()) if self.reconciler is not None else [],
             wait=settings.invoke_wait,
             timeout=settings.invoke_timeout,
+            spans=spans,
         )
 
     def _pool(self, name: str) -> Any:

@@ -7,8 +7,6 @@ One server for the module (starting sandboxes is the slow part); the tests run i
 rollout last because it changes the fleet.
 """
 
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import json
@@ -244,14 +242,25 @@ def test_the_declarative_agent_answers_through_the_gateway_with_its_versioned_in
     assert task["metadata"]["instructionsVersion"] == "3" and task["metadata"]["steps"] == 1
     assert task["artifacts"][0]["parts"][0]["text"]
     trace_id = answer.headers["traceparent"].split("-")[1]
-    span = server.until(
-        "the gateway's span of the faq call",
-        lambda: server.sql(
-            "SELECT agent, prompt_name, prompt_version, request_model FROM telemetry_spans WHERE trace_id = ?",
-            trace_id,
+    spans = server.until(
+        "the invoke_agent span and the gateway's span under it",
+        lambda: (
+            rows
+            if len(
+                rows := server.sql(
+                    "SELECT name, span_id, parent_span_id, agent, prompt_name, prompt_version, request_model "
+                    "FROM telemetry_spans WHERE trace_id = ? ORDER BY start_ns",
+                    trace_id,
+                )
+            )
+            == 2
+            else None
         ),
     )
-    assert span == [("faq", "faq", "3", "chat-small")]  # the caller's trace, the instructions' version
+    invoke, chat = spans
+    assert invoke[0] == "invoke_agent faq" and invoke[3] == "faq"
+    assert chat[2] == invoke[1]  # the agent's model call is a child of the server's invoke_agent span
+    assert chat[3:] == ("faq", "faq", "3", "chat-small")  # charged to the agent; the instructions' version
     events = server.until(
         "the captured prompt",
         lambda: server.sql("SELECT attributes FROM telemetry_events WHERE trace_id = ?", trace_id),

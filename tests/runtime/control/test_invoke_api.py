@@ -231,3 +231,41 @@ async def test_clients_of_gone_replicas_are_closed(service) -> None:
     for t in pool.replicas:
         await service.balancer._client(t.replica.endpoint)
     assert set(service.balancer._clients) == {t.replica.endpoint for t in pool.replicas}
+
+
+async def test_with_telemetry_each_invoke_is_an_invoke_agent_span_parenting_the_agent(
+    store, launcher, fleet, agent_socket, tmp_path
+) -> None:
+    from fleetplane.telemetry.processors import InMemorySink
+    from fleetplane.telemetry.setup import Telemetry
+
+    await fleet.apply(echo=ECHO)
+    launcher.auto_ready = True
+    launcher.endpoint = agent_socket
+    sink = InMemorySink()
+    telemetry = Telemetry.create("fleetplane-test", span_sinks=[sink], otlp=False, environ={})
+    settings = RuntimeSettings(fleet_dir=fleet.directory, root=tmp_path / "rt", invoke_wait=0.3)
+    agents = AgentService(store, settings, launcher=launcher, tiers=declared_tier, spans=telemetry.spans)
+    await agents.start()
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    try:
+        async with client(agents) as http:
+            answer = await http.post(
+                "/agents/echo/invoke", json={**ask("hi"), "taskId": "t9"}, headers={"traceparent": caller}
+            )
+    finally:
+        await agents.stop()
+    telemetry.force_flush()
+    (span,) = [s for s in sink.spans if s.name == "invoke_agent echo"]
+    context = span.get_span_context()
+    assert f"{context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"  # the caller's trace
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert span.attributes["gen_ai.agent.name"] == "echo" and span.attributes["fleetplane.task.id"] == "t9"
+    assert span.attributes["fleetplane.replica"] == answer.headers["x-fleetplane-replica"]
+    # The agent was given this span as its parent, and the caller gets it back.
+    sent = answer.json()["traceparent"]
+    assert (
+        sent
+        == f"00-0af7651916cd43dd8448eb211c80319c-{context.span_id:016x}-01"
+        == answer.headers["traceparent"]
+    )
