@@ -98,6 +98,60 @@ async def test_a_webhook_starts_one_run_per_dedupe_key(client: httpx.AsyncClient
     assert [s["step_key"] for s in shown["steps"]] == ["look", "pay"]
 
 
+async def test_a_reused_key_with_another_body_is_a_conflict_not_a_lost_request(
+    client: httpx.AsyncClient,
+) -> None:
+    key = {"Idempotency-Key": "evt-2"}
+    first = await client.post("/pipelines/hooked/trigger", json={"order": "o-1", "amount": 5}, headers=key)
+    assert first.status_code == 202
+    other = await client.post("/pipelines/hooked/trigger", json={"order": "o-2", "amount": 7}, headers=key)
+    assert (other.status_code, other.json()) == (
+        409,
+        {
+            "error": {
+                "message": f"dedupe key 'evt-2' already started run {first.json()['run']} with a different "
+                "body; a new request needs a new key",
+                "type": "conflict",
+            }
+        },
+    )
+    assert len((await client.get("/admin/pipelines/runs")).json()["runs"]) == 1
+
+
+async def test_long_dedupe_keys_that_share_a_prefix_start_two_runs(client: httpx.AsyncClient) -> None:
+    body = {"order": "o-1", "amount": 5}
+    keys = ["k" * 300 + "-a", "k" * 300 + "-b"]
+    started = [
+        await client.post("/pipelines/hooked/trigger", json=body, headers={"Idempotency-Key": k})
+        for k in keys
+    ]
+    assert [r.status_code for r in started] == [202, 202]
+    again = await client.post("/pipelines/hooked/trigger", json=body, headers={"Idempotency-Key": keys[0]})
+    assert (again.status_code, again.json()["run"]) == (200, started[0].json()["run"])
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "big"}
+    declared = await client.post(
+        "/pipelines/hooked/trigger", content=b"{}", headers={**key, "content-length": str(2**31)}
+    )
+    assert (declared.status_code, declared.json()["error"]["message"]) == (
+        413,
+        f"the body is {2**31} bytes; at most 1048576",
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:  # no content-length: streamed until the cap
+        for _ in range(3):
+            yield b" " * 600_000
+
+    streamed = await client.post("/pipelines/hooked/trigger", content=chunks(), headers=key)
+    assert (streamed.status_code, streamed.json()["error"]["message"]) == (
+        413,
+        "the body is over 1048576 bytes; at most 1048576",
+    )
+    assert (await client.get("/admin/pipelines/runs")).json() == {"runs": []}
+
+
 async def test_the_dedupe_key_can_come_from_the_body(client: httpx.AsyncClient) -> None:
     ok = await client.post("/pipelines/keyed/trigger", json={"event_id": "e-9"})
     dup = await client.post("/pipelines/keyed/trigger", json={"event_id": "e-9"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import os
 from pathlib import Path
@@ -44,6 +45,7 @@ from fleetplane.store.db import Store
 from fleetplane.telemetry.spans import GenAISpans
 
 MAX_BODY = 1_048_576
+DEDUPE_KEY_MAX = 255  # pipeline_runs.dedupe_key
 
 
 class HttpError(Exception):
@@ -134,9 +136,7 @@ class PipelineService:
             )
         if webhook.token is not None:
             self._check_token(request, webhook.token, name)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HttpError(413, "invalid_request", f"the body is {len(body)} bytes; at most {MAX_BODY}")
+        body = await _capped_body(request)
         try:
             payload = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -149,6 +149,14 @@ class PipelineService:
             )
         except StartError as exc:
             raise HttpError(422, "invalid_input", str(exc)) from None
+        if not created and _from_header(plan) and run.input != payload:
+            # A client that reuses a key for another request would otherwise lose that request silently.
+            raise HttpError(
+                409,
+                "conflict",
+                f"dedupe key {key!r} already started run {run.id} with a different body; "
+                "a new request needs a new key",
+            )
         return _json({"run": run.id, "status": run.status, "created": created}, 202 if created else 200)
 
     def _check_token(self, request: Request, token: Any, name: str) -> None:
@@ -175,14 +183,14 @@ class PipelineService:
                 raise HttpError(
                     400, "invalid_request", f"the dedupe key {dedupe.expr} is empty for this body"
                 )
-            return str(value)[:255]
+            return _fitted(str(value))
         header = dedupe.header if dedupe is not None and dedupe.header else "Idempotency-Key"
         value = request.headers.get(header, "").strip()
         if not value:
             raise HttpError(
                 400, "invalid_request", f"a webhook run needs a dedupe key: send the {header} header"
             )
-        return value[:255]
+        return _fitted(value)
 
     async def list_runs(self, request: Request) -> Response:
         status = request.query_params.get("status")
@@ -247,6 +255,34 @@ class PipelineService:
             edited=body.get("edited"),
         )
         return _json({"approval": gate.__dict__})
+
+
+def _fitted(key: str) -> str:
+    """A dedupe key that fits its column: a long one by its sha256, never cut (two long keys sharing
+    their first 255 characters are different requests)."""
+    if len(key) <= DEDUPE_KEY_MAX:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _from_header(plan: Plan) -> bool:
+    webhook = plan.spec.trigger.webhook
+    return webhook is None or webhook.dedupe is None or webhook.dedupe.expr is None
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The body, refused with 413 past `MAX_BODY` without reading more of it than that."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HttpError(413, "invalid_request", f"the body is {declared} bytes; at most {MAX_BODY}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HttpError(413, "invalid_request", f"the body is over {MAX_BODY} bytes; at most {MAX_BODY}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _body(request: Request) -> dict[str, Any]:
