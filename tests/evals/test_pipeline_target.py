@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fleetplane.cli.app import _register, app
+from fleetplane.cli.evals import TARGET_RUNNERS
+from fleetplane.cli.evals_pipeline import pipeline_runner
 from fleetplane.evals.results import RunRepository
 from fleetplane.pipelines.runs import RunStore
 from fleetplane.store.db import Store
@@ -41,8 +44,11 @@ spec:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def registered() -> None:
-    _register()
+def registered() -> Iterator[None]:
+    _register()  # the whole CLI, as `fleetplane` runs: the pipeline runner registers with the groups
+    assert TARGET_RUNNERS["pipeline"] is pipeline_runner
+    yield
+    del TARGET_RUNNERS["pipeline"]  # other tests build `eval` alone, without it
 
 
 def test_a_suite_runs_the_example_pipeline_end_to_end(
