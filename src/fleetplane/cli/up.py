@@ -344,7 +344,11 @@ async def _serve(
             )
         except ValueError as exc:
             fail(str(exc), code=1)
-        agents = AgentService(store, agent_settings, spans=backend.telemetry.spans if backend else None)
+        agents = (
+            AgentService(store, agent_settings, spans=backend.telemetry.spans if backend else None)
+            if agent_settings.enabled
+            else None
+        )
         config = uvicorn.Config(
             build_app(runtime, backend, agents=agents, evals=evals, pipelines=pipelines),
             host=host,

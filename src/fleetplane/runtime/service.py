@@ -50,13 +50,20 @@ class RuntimeSettings:
     stop_grace: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     progress_deadline: float = 600.0
+    enabled: bool = True  # FLEETPLANE_AGENTS=false: this server runs no agents (another one does)
 
     @classmethod
     def from_env(cls, **fields: Any) -> RuntimeSettings:
-        """Settings with the operator's knobs from the environment: `FLEETPLANE_RESTART_BACKOFF`
+        """Settings with the operator's knobs from the environment: `FLEETPLANE_AGENTS` (false: run no
+        agents on this server), `FLEETPLANE_RESTART_BACKOFF`
         (seconds before a crashed replica's first restart, doubling to 5 min; default 10) and
         `FLEETPLANE_INVOKE_WAIT` (seconds an invoke waits for a ready replica; default 10)."""
         settings = cls(**fields)
+        switch = os.environ.get("FLEETPLANE_AGENTS", "").strip().lower()
+        if switch:
+            if switch not in ("true", "1", "yes", "false", "0", "no"):
+                raise ValueError(f"FLEETPLANE_AGENTS={switch!r}: expected true or false")
+            settings.enabled = switch in ("true", "1", "yes")
         for name, attribute in (
             ("FLEETPLANE_RESTART_BACKOFF", "backoff"),
             ("FLEETPLANE_INVOKE_WAIT", "invoke_wait"),
