@@ -78,7 +78,7 @@ class Reconciler:
         self.pools: dict[str, AgentPool] = {}
         self.applied: dict[str, str] = {}  # agent → applied manifest digest
         self._generation: int | None = None
-        self._agents: dict[str, Agent] = {}  # revision digest → validated manifest
+        self._agents: dict[tuple[str, str], Agent] = {}  # (agent, revision digest) → validated manifest
         self._ids: dict[str, itertools.count[int]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +137,11 @@ class Reconciler:
                 log.info("agent %s: rolling out revision %d (%s)", name, revision.number, revision.short)
                 pool.revision, pool.error = revision, None
                 pool.rollout_started = self.clock.now()
-            await self._converge(pool)
+            try:
+                await self._converge(pool)
+            except Exception as exc:  # one agent's trouble must not stop the others converging
+                log.exception("agent %s: reconciling revision %d failed", name, pool.revision.number)
+                pool.error = f"reconciling revision {pool.revision.number} failed: {exc}"
 
     async def _adopt(self) -> None:
         repo = AppliedRepository(self.store)
@@ -176,9 +180,11 @@ class Reconciler:
         return revision
 
     def manifest(self, revision: AgentRevision) -> Agent:
-        agent = self._agents.get(revision.digest)
+        # By agent and digest: two agents with the same spec share a digest but not a name.
+        key = (revision.agent, revision.digest)
+        agent = self._agents.get(key)
         if agent is None:
-            agent = self._agents[revision.digest] = Agent.model_validate(revision.document)
+            agent = self._agents[key] = Agent.model_validate(revision.document)
         return agent
 
     # -- converging one agent -------------------------------------------------------------------------

@@ -264,3 +264,23 @@ async def test_autoscaling_up_under_load_and_down_when_idle(store, launcher, fle
     await r.settle()
     assert len(pool.routable()) == 1 and pool.scale.reason == "idle"
     assert len(launcher.running()) == 1
+
+
+async def test_one_agent_failing_does_not_stop_the_others(store, launcher, fleet, tmp_path) -> None:
+    class Refusing:
+        """Starts replicas of every agent but 'bad' (whose start blows up unexpectedly)."""
+
+        async def start(self, spec):  # type: ignore[no-untyped-def]
+            if spec.agent == "bad":
+                raise OSError("no space left on device")
+            return await launcher.start(spec)
+
+        async def close(self) -> None:
+            return None
+
+    await fleet.apply(bad=TWO, good=TWO)
+    r = reconciler(store, Refusing(), tmp_path)
+    await r.sync()
+    assert r.pools["bad"].report()["message"] == "reconciling revision 1 failed: no space left on device"
+    assert r.pools["bad"].status() == "failed"
+    assert len(launcher.running("good")) == 2  # the same spec as "bad": a revision of its own
