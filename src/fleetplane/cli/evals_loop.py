@@ -16,11 +16,11 @@ import logging
 from dataclasses import dataclass, field
 
 from fleetplane.cli.evals import serve_schedules
+from fleetplane.evals.online.service import mint_own_key
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.evalsuite import EvalSuite
 from fleetplane.manifests.kinds import Team
 from fleetplane.store.db import Store
-from fleetplane.store.keys import KeyRepository, NewKey, new_secret
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +34,7 @@ def scheduled_suites(desired: DesiredState) -> list[EvalSuite]:
 async def mint_evals_key(store: Store, teams: list[tuple[str, str]], now: float) -> str | None:
     """A fresh secret for the scheduled runs' key; the previous start's stops working. `teams`:
     (team, organization) pairs; None when the fleet has no team to charge."""
-    if not teams:
-        return None
-    team, organization = sorted(teams)[0]
-    keys = KeyRepository(store)
-    if await keys.get(EVALS_KEY_NAME) is not None:
-        await keys.delete(EVALS_KEY_NAME)
-    secret = new_secret()
-    await keys.create(
-        NewKey(name=EVALS_KEY_NAME, organization=organization, team=team, agent=EVALS_KEY_NAME, source="up"),
-        secret=secret,
-        now=now,
-    )
-    return secret
+    return await mint_own_key(store, EVALS_KEY_NAME, teams, now)
 
 
 @dataclass

@@ -107,18 +107,21 @@ async def mint_judge_key(store: Store, teams: list[tuple[str, str]], now: float)
     """A fresh secret for the judges' own virtual key (`fleetplane-judge`, agent `fleetplane-judge`, in the
     first team) when none is configured: `fleetplane up` calls this before serving, so judge calls are
     authenticated, charged and traced like everyone's. `teams`: (team, organization) pairs."""
+    return await mint_own_key(store, JUDGE_KEY_NAME, teams, now)
+
+
+async def mint_own_key(store: Store, name: str, teams: list[tuple[str, str]], now: float) -> str | None:
+    """A fresh secret for the evals wing's own virtual key `name` (also its agent), in the first team; the
+    previous start's secret stops working. None when the fleet has no team to charge."""
     from fleetplane.store.keys import KeyRepository, NewKey, new_secret
 
     if not teams:
         return None
     team, organization = sorted(teams)[0]
     keys = KeyRepository(store)
-    if await keys.get(JUDGE_KEY_NAME) is not None:
-        await keys.delete(JUDGE_KEY_NAME)
+    if await keys.get(name) is not None:
+        await keys.delete(name)
     secret = new_secret()
-    await keys.create(
-        NewKey(name=JUDGE_KEY_NAME, organization=organization, team=team, agent=JUDGE_KEY_NAME, source="up"),
-        secret=secret,
-        now=now,
-    )
+    made = NewKey(name=name, organization=organization, team=team, agent=name, source="up")
+    await keys.create(made, secret=secret, now=now)
     return secret
