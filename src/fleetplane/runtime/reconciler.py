@@ -211,9 +211,10 @@ class Reconciler:
                     break
                 serving.append(started)
                 live += 1
-            ready = len([t for t in serving if t.ready]) + len([t for t in outdated if t.ready])
-            for t in sorted(outdated, key=lambda t: (t.ready, t.number)):
-                if not t.ready:
+            # Serving capacity: ready replicas that take traffic (an old warm sandbox serves no one).
+            ready = len([t for t in serving if t.ready]) + len([t for t in outdated if t.routable])
+            for t in sorted(outdated, key=lambda t: (t.routable, t.number)):
+                if not t.routable:
                     self._retire(pool, t)  # takes no traffic: nothing to keep it for
                 elif ready - 1 >= wanted:  # unavailable 0
                     self._retire(pool, t)
