@@ -15,7 +15,7 @@ import typer
 from harness import GatewayUnderTest, start_gateway, write_fleet
 from typer.testing import CliRunner, Result
 
-from fleetplane.cli import evals
+from fleetplane.cli import evals, evals_online  # noqa: F401  (importing evals_online adds its commands)
 from fleetplane.sim.process import SimProcess
 
 SUITE = """
@@ -215,6 +215,12 @@ def test_bad_input_is_one_line_and_exit_code_2(
 
     none = invoke("suites", "--fleet", str(tmp_path / "gone"))
     assert (none.exit_code, none.output) == (2, f"error: no such file or directory: {tmp_path / 'gone'}\n")
+
+    duration = "error: --since 'soon': expected a duration: a number of seconds or a string like '500ms', '30s', '5m', '1h30m', '2d'\n"
+    online = invoke("online", "--since", "soon")
+    assert (online.exit_code, online.output) == (2, duration)
+    ab = invoke("ab", "report", "--test", "t", "--a", "model:solo", "--b", "model:chain", "--since", "soon")
+    assert (ab.exit_code, ab.output) == (2, duration)
 
     bad_output = invoke("history", "brief", "--output", "xml")
     assert (bad_output.exit_code, bad_output.output) == (

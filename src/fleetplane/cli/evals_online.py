@@ -175,12 +175,7 @@ def ab_report(
     """Arm means and the paired difference B - A per scorer, from the online scores."""
     if min_pairs < 1:
         fail(f"--min-pairs {min_pairs}: expected 1 or more")
-    start: float | None = None
-    if since is not None:
-        try:
-            start = now() - parse_duration(since)
-        except ValueError as exc:
-            fail(f"--since {since!r}: {exc}")
+    start = _since(since)
     chosen = _test(test, a, b, split, min_pairs, seed)
     data: dict[str, Any] = with_store(database_url, lambda store: report(store, chosen, since=start))
     if as_json:
@@ -226,12 +221,7 @@ def online_command(
     the mean score, pass rate and what scoring cost."""
     if by not in GROUPS:
         fail(f"--by {by!r}: expected one of {', '.join(GROUPS)}")
-    start: float | None = None
-    if since is not None:
-        try:
-            start = now() - parse_duration(since)
-        except ValueError as exc:
-            fail(f"--since {since!r}: {exc}")
+    start = _since(since)
 
     async def read(store: Store) -> tuple[OnlineTotals, list[OnlineRow]]:
         return await totals(store, since=start), await summarize(store, by=by, since=start)
@@ -264,3 +254,13 @@ def online_command(
             f"{r.latency_ms:.2f}",
         )
     console.print(table)
+
+
+def _since(since: str | None) -> float | None:
+    """When `--since DURATION` began (None: all traffic); a bad duration ends the command."""
+    if since is None:
+        return None
+    try:
+        return now() - parse_duration(since)
+    except ValueError as exc:
+        fail(f"--since {since!r}: {exc}")
