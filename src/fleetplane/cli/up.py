@@ -164,6 +164,7 @@ def _banner(
     table.add_row("OpenAI API", f"{base}/v1  (chat/completions, embeddings, models)")
     table.add_row("Anthropic API", f"{base}/v1/messages")
     table.add_row("admin API", f"{base}/admin  (health, ready, gateway/config, quotas, breakers)")
+    table.add_row("agents", f"{base}/agents/NAME/invoke  (fleetplane agents list, invoke, logs, rollout)")
     if telemetry:
         table.add_row("telemetry", f"{base}/v1/traces (OTLP receiver), {base}/metrics (Prometheus)")
     else:
