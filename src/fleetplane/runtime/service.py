@@ -25,7 +25,8 @@ from fleetplane.manifests.agent import Agent
 from fleetplane.runtime.balancer import Balancer, error
 from fleetplane.runtime.gpu import GpuAllocator
 from fleetplane.runtime.keys import AgentKeys
-from fleetplane.runtime.reconciler import Reconciler
+from fleetplane.runtime.pool import AgentPool
+from fleetplane.runtime.reconciler import Reconciler, TierChooser
 from fleetplane.runtime.replica import Backoff, Launcher, Replica, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.revisions import RevisionError
 from fleetplane.runtime.specs import SpecSettings
@@ -135,7 +136,7 @@ class AgentService:
         *,
         launcher: Launcher | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        tiers: Any = host_tier,
+        tiers: TierChooser = host_tier,
         spans: GenAISpans | None = None,
     ) -> None:
         self.store = store
@@ -154,7 +155,7 @@ class AgentService:
             spans=spans,
         )
 
-    def _pool(self, name: str) -> Any:
+    def _pool(self, name: str) -> AgentPool | None:
         return self.reconciler.pools.get(name) if self.reconciler is not None else None
 
     def _wake(self) -> None:
