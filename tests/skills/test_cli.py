@@ -164,6 +164,23 @@ def test_registry_commands(cli: Invoke, tmp_path: Path) -> None:
     )
     no_lock = cli("outdated", "--lock", "missing.lock")
     assert (no_lock.exit_code, no_lock.stderr) == (2, "error: no lock file at missing.lock\n")
+    # A malformed version or constraint is bad input (exit 2) that says what it expected, not "not published".
+    for command in ("promote", "show"):
+        malformed = cli(command, "summarize@x.y")
+        assert (malformed.exit_code, malformed.stderr) == (
+            2,
+            "error: summarize@x.y: 'x.y' is not a semantic version such as 1.2.0, e.g. summarize@1.2.0\n",
+        )
+    constraint = cli("lock", "summarize@x.y")
+    assert (constraint.exit_code, constraint.stderr) == (
+        2,
+        "error: summarize@x.y: 'x.y' is not a version constraint such as ^1.2, ~1.2.3, >=1.0 <2.0, 1.x or *\n",
+    )
+    canary = cli("promote", "summarize@1.0.0", "--canary", "150")
+    assert (canary.exit_code, canary.stderr) == (
+        2,
+        "error: --canary 150: a canary is 1 to 99 percent of runs\n",
+    )
 
 
 def test_keygen_adds_the_key_to_a_trust_file(cli: Invoke, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetplane.cli.skill import _unit_tests
+from fleetplane.cli.skill_author import _unit_tests
 from fleetplane.skills.evalrun import run_suite
 from fleetplane.skills.folder import read_folder
 from fleetplane.skills.verify import load_folder

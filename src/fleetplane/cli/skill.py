@@ -9,85 +9,39 @@ Authoring works on a folder: `validate`, `test` (the skill's unit tests and its 
 from __future__ import annotations
 
 import getpass
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
-from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, run, with_store
+from fleetplane.cli import skill_author  # noqa: F401  (importing it adds the folder commands, listed first)
+from fleetplane.cli.common import DatabaseURL, console, fail, with_store
 from fleetplane.cli.evals_skillgate import StatisticalSkillGate
-from fleetplane.cli.skill_views import show_channel_table, show_outdated, show_report, show_version
-from fleetplane.skills.archive import digest_of
-from fleetplane.skills.archive import pack as pack_folder
+from fleetplane.cli.skill_common import Actor, GatewayKey, GatewayURL, LockFile, Trust, reported, skill_app
+from fleetplane.cli.skill_views import show_channel_table, show_outdated, show_version
 from fleetplane.skills.catalog import SkillCatalog, default_trust
-from fleetplane.skills.errors import SkillError, SkillInvalid
-from fleetplane.skills.evalrun import EvalReport, default_context, run_suite
-from fleetplane.skills.folder import read_folder
+from fleetplane.skills.errors import SkillError
+from fleetplane.skills.evalrun import EvalReport, default_context
 from fleetplane.skills.gate import EvalGate
 from fleetplane.skills.lock import DEFAULT_FILE, SkillLock
 from fleetplane.skills.outdated import outdated as find_outdated
 from fleetplane.skills.registry import SkillRegistry
-from fleetplane.skills.signing import key_id, load_private_key, sign_folder, write_keypair
-from fleetplane.skills.spec import PromptEntry
-from fleetplane.skills.trust import TrustPolicy, add_key, check_can_add
-from fleetplane.skills.verify import load_folder
+from fleetplane.skills.semver import CONSTRAINT_EXPECTED, Constraint, Version
+from fleetplane.skills.trust import TrustPolicy
 from fleetplane.store.db import Store
 from fleetplane.store.url import home
 
 T = TypeVar("T")
 
-skill_app = typer.Typer(name="skill", help="Skills: validate, test, pack, sign, publish, promote, roll back.",
-                        no_args_is_help=True)  # fmt: skip
-
-# The gate `promote` asks. The evals wing's statistical gate replaces this factory (an `EvalGate`).
-# The evals wing's statistical gate: a version is refused on its own threshold or on a regression against
-# the serving version that is real (paired by case, exact McNemar), not on noise between two means.
+# The gate `promote` asks (an `EvalGate` factory): the evals wing's statistical gate refuses a version on
+# its own threshold or on a regression against the serving version that is real (paired by case, exact
+# McNemar), not on noise between two means.
 gate_factory: Callable[[], EvalGate] = StatisticalSkillGate
-
-Folder = Annotated[Path, typer.Argument(help="A skill folder (SKILL.md and skill.yaml).")]
-Trust = Annotated[
-    Path | None,
-    typer.Option("--trust", envvar="FLEETPLANE_SKILL_TRUST", show_envvar=True,
-                 help="The trust file: keys, the skills each may sign, revocations "
-                 "(default: $FLEETPLANE_HOME/skills/trust.yaml if present)."),
-]  # fmt: skip
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="Who does this, for the audit log (default: $USER).")
-]
-GatewayURL = Annotated[
-    str | None,
-    typer.Option("--gateway-url", envvar="FLEETPLANE_GATEWAY_URL", show_envvar=True,
-                 help="The gateway's OpenAI base URL, for prompt skills' evals (e.g. http://127.0.0.1:8700/v1)."),
-]  # fmt: skip
-GatewayKey = Annotated[
-    str | None,
-    typer.Option("--gateway-key", envvar="FLEETPLANE_GATEWAY_KEY", show_envvar=True,
-                 help="A virtual key for the gateway."),
-]  # fmt: skip
-LockFile = Annotated[Path, typer.Option("--lock", help="The lock file.")]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(skill_app, name="skill")
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Skill errors end the command with their message: 1 for a refusal, 2 for bad input."""
-    try:
-        yield
-    except SkillInvalid as exc:
-        for problem in exc.problems:
-            err_console.print(f"error: {problem}", style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(FAILED) from None
-    except SkillError as exc:
-        fail(exc.message, code=2 if exc.kind in ("not_found", "invalid_input") else FAILED)
 
 
 def _actor(actor: str | None) -> str:
@@ -100,7 +54,7 @@ def _actor(actor: str | None) -> str:
 
 
 def _trust(path: Path | None) -> TrustPolicy | None:
-    with _reported():
+    with reported():
         return TrustPolicy.load(path) if path is not None else default_trust(home())
 
 
@@ -110,7 +64,7 @@ def _on_registry(
     policy = _trust(trust)
 
     async def main(store: Store) -> T:
-        with _reported():
+        with reported():
             return await work(SkillRegistry(store, trust=policy))
         raise AssertionError("unreachable")
 
@@ -122,121 +76,15 @@ def _split(ref: str) -> tuple[str, str | None]:
     return name, version or None
 
 
-@skill_app.command("validate")
-def validate(folders: Annotated[list[Path], typer.Argument(help="Skill folders.")]) -> None:
-    """Check skill folders (SKILL.md by the Agent Skills rules, skill.yaml, evals); problems at file:line."""
-    bad = 0
-    for path in folders:
+def _exact(ref: str) -> tuple[str, str | None]:
+    """NAME or NAME@VERSION with VERSION a semantic version; anything else ends the command (exit 2)."""
+    name, version = _split(ref)
+    if version is not None:
         try:
-            folder = read_folder(path)
-        except SkillInvalid as exc:
-            bad += 1
-            for problem in exc.problems:
-                err_console.print(f"error: {problem}", style="red", markup=False, soft_wrap=True)
-            continue
-        except SkillError as exc:
-            fail(exc.message)
-        console.print(
-            f"ok {folder.name}@{folder.version}: {len(folder.evals)} eval cases, "
-            f"{len(folder.tests)} test files",
-            markup=False,
-            soft_wrap=True,
-        )
-    if bad:
-        raise typer.Exit(FAILED)
-
-
-@skill_app.command("test")
-def test(folder: Folder, gateway_url: GatewayURL = None, gateway_key: GatewayKey = None) -> None:
-    """Run a skill's unit tests (tests/, with pytest) and score its eval suite (evals/)."""
-    with _reported():
-        skill = load_folder(folder)
-    checked = read_folder(folder)
-    failed = False
-    if checked.tests:
-        failed = _unit_tests(checked.path) != 0
-    else:
-        console.print("no unit tests (tests/test_*.py)", markup=False, soft_wrap=True)
-    if isinstance(skill.entrypoint, PromptEntry) and not gateway_url:
-        console.print("evals skipped: a prompt skill needs --gateway-url", markup=False, soft_wrap=True)
-        raise typer.Exit(FAILED if failed else 0)
-    report: EvalReport = run(run_suite(skill, skill.evals, default_context(gateway_url, gateway_key)))
-    show_report(report)
-    if failed or not report.passed:
-        raise typer.Exit(FAILED)
-
-
-def _unit_tests(folder: Path) -> int:
-    # In the skill's folder, so `from scripts.x import y` works; with an empty config so that no
-    # enclosing project's pytest settings apply.
-    with tempfile.TemporaryDirectory() as tmp:
-        ini = Path(tmp) / "pytest.ini"
-        ini.write_text("[pytest]\n")
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ini),
-                   "--rootdir", str(folder), "--confcutdir", str(folder), "tests"]  # fmt: skip
-        # No third-party plugins: a skill's tests need plain pytest, and a plugin may fail to import.
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        return subprocess.run(command, cwd=folder, env=env, check=False).returncode
-
-
-@skill_app.command("pack")
-def pack(
-    folder: Folder,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where to write (default: NAME-VERSION.tar.gz).")
-    ] = None,
-) -> None:
-    """Pack a skill folder into a deterministic archive (the same bytes every time); print its digest."""
-    with _reported():
-        checked = read_folder(folder)
-        data = pack_folder(checked.path)
-    target = out or Path(f"{checked.name}-{checked.version}.tar.gz")
-    target.write_bytes(data)
-    console.print(f"{target} {digest_of(data)} ({len(data)} bytes)", markup=False, soft_wrap=True)
-
-
-@skill_app.command("keygen")
-def keygen(
-    path: Annotated[
-        Path, typer.Argument(help="Where to write the private key (PEM); the public one: PATH.pub.")
-    ],
-    trust: Annotated[
-        Path | None,
-        typer.Option("--trust", help="Also list the new key in this trust file (made if missing)."),
-    ] = None,
-    skills: Annotated[
-        str, typer.Option("--skills", help="Comma-separated skill name patterns it may sign.")
-    ] = "*",
-    name: Annotated[
-        str | None, typer.Option("--name", help="Its name in the trust file (default: PATH's stem).")
-    ] = None,
-) -> None:
-    """Make an ed25519 signing key; print its public key line, and add it to a trust file if asked."""
-    patterns = [p.strip() for p in skills.split(",") if p.strip()]
-    if not patterns:
-        fail("--skills: give at least one skill name pattern, e.g. --skills 'support-*'")
-    with _reported():
-        if trust is not None:
-            check_can_add(trust, name or path.stem)  # before the key is made, so a refusal leaves nothing
-        public = write_keypair(path)
-        if trust is not None:
-            add_key(trust, name or path.stem, public, patterns)
-    console.print(public, markup=False, soft_wrap=True)
-    if trust is not None:
-        added = f"added key '{name or path.stem}' to {trust} (may sign: {', '.join(patterns)})"
-        console.print(added, markup=False, soft_wrap=True)
-
-
-@skill_app.command("sign")
-def sign(
-    folder: Folder,
-    key: Annotated[Path, typer.Option("--key", envvar="FLEETPLANE_SKILL_KEY", help="The private key (PEM).")],
-) -> None:
-    """Sign a skill folder: an in-toto statement of each file's sha256, in a DSSE envelope (ed25519)."""
-    with _reported():
-        private = load_private_key(key)
-        written = sign_folder(folder, private)
-    console.print(f"signed {written} with key {key_id(private.public_key())}", markup=False, soft_wrap=True)
+            Version.parse(version)
+        except ValueError as exc:
+            fail(f"{ref}: {exc}, e.g. {name}@1.2.0")
+    return name, version
 
 
 @skill_app.command("publish")
@@ -287,7 +135,7 @@ def show(
     database_url: DatabaseURL = None,
 ) -> None:
     """One version's contract, files, signer and evals, and the skill's serving channel and history."""
-    name, version = _split(ref)
+    name, version = _exact(ref)
 
     async def work(registry: SkillRegistry) -> None:
         channel = await registry.channel(name)
@@ -316,9 +164,11 @@ def promote(
     database_url: DatabaseURL = None,
 ) -> None:
     """Serve a version (to all runs, or a canary share by run id) once its eval suite passes the gate."""
-    name, version = _split(ref)
+    name, version = _exact(ref)
     if version is None:
         fail(f"give the version to promote as NAME@VERSION, e.g. {name}@1.2.0")
+    if canary is not None and not 1 <= canary <= 99:
+        fail(f"--canary {canary}: a canary is 1 to 99 percent of runs")
 
     async def work(registry: SkillRegistry) -> str:
         done = await registry.promote(
@@ -356,13 +206,18 @@ def lock(
 ) -> None:
     """Pin each skill to the exact version and digest it resolves to now, in a lock file."""
     wanted = dict(_split(r) for r in refs)
+    for name, constraint in wanted.items():
+        try:
+            Constraint.parse(constraint or "*")
+        except ValueError:
+            fail(f"{name}@{constraint}: {constraint!r} is not {CONSTRAINT_EXPECTED}")
     previous = None
     if lock_file.is_file():
-        with _reported():
+        with reported():
             previous = SkillLock.load(lock_file)
 
     async def work(store: Store) -> SkillLock:
-        with _reported():
+        with reported():
             catalog = SkillCatalog(store, trust=_trust(trust))
             return await catalog.lock({n: c or "*" for n, c in wanted.items()}, previous=previous)
         raise AssertionError("unreachable")
@@ -382,7 +237,7 @@ def outdated(
     lock_file: LockFile = Path(DEFAULT_FILE), trust: Trust = None, database_url: DatabaseURL = None
 ) -> None:
     """Newer published versions the lock's constraints allow, with eval delta and new permissions flagged."""
-    with _reported():
+    with reported():
         pinned = SkillLock.load(lock_file)
 
     async def work(registry: SkillRegistry) -> None:
