@@ -327,7 +327,9 @@ def print_row(row: dict[str, Any]) -> None:
         again = row["recheck"]["counters"]
         print(
             f"             {row['recheck']['after_seconds']:g} s later (lease {row['lease'] or 'default'}): "
-            f"reserved {again['tpm_reserved']:.0f} tokens, {again['concurrent_held']:.0f} concurrency places",
+            f"reserved {again['tpm_reserved']:.0f} tokens, {again['concurrent_held']:.0f} concurrency "
+            f"places; charged {again['tpm_used']:.0f}, ledger minus counters "
+            f"{led['tokens'] - again['tpm_used']:+.0f}",
             flush=True,
         )
     for record in led["of_open_reservations"]:
@@ -384,7 +386,9 @@ def markdown(data: dict[str, Any]) -> str:
                 f"- {r['store']} {r['policy']}: {again['after_seconds']:g} s later (lease "
                 f"{f'{lease:g} s' if lease else 'default'}), still reserved "
                 f"{counters['tpm_reserved']:.0f} tokens and {counters['concurrent_held']:.0f} "
-                "concurrency places"
+                f"concurrency places; charged {counters['tpm_used']:.0f} "
+                f"(÷ limit {counters['tpm_used'] / r['limit']:.3f}), ledger minus counters "
+                f"{r['ledger']['tokens'] - counters['tpm_used']:+.0f}"
             )
     return "\n".join(lines) + "\n"
 
