@@ -266,3 +266,29 @@ async def test_the_background_refresh_survives_the_store_being_away(
     with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises; `run` logs it and goes on
         await index.refresh()
     assert (await index.authenticate(KNOWN)).key_name == "known"
+
+
+@pytest.mark.anyio
+async def test_a_key_created_right_after_a_refresh_works_at_its_first_request(
+    index_store: tuple[DatabaseProxy, Store],
+) -> None:
+    _, store = index_store
+    repo = CountingRepository(store)
+    clock = ManualClock()
+    index = KeyIndex(repo, clock=clock)
+    await index.refresh()  # the periodic refresh, a moment before the key exists
+    await KeyRepository(store).create(
+        NewKey(name="fresh", organization="acme", team="support"), secret="fp-fresh-secret-0123456789", now=0
+    )
+    clock.advance(0.25)
+    reads = repo.reads
+    first = asyncio.create_task(index.authenticate({"authorization": "Bearer fp-fresh-secret-0123456789"}))
+    others = asyncio.create_task(_outcomes(index, 20))
+    for _ in range(20):  # let both reach the wait for the next allowed read
+        await asyncio.sleep(0)
+    assert not first.done() and repo.reads == reads  # no read before a second has passed since the last
+    clock.advance(0.75)
+    tenant = await first
+    assert (tenant.key_name, tenant.team) == ("fresh", "support")
+    assert await others == ["401 invalid_api_key"] * 20
+    assert repo.reads == reads + 1  # one read answered all 21 requests

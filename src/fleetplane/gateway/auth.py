@@ -1,9 +1,9 @@
 """Virtual-key authentication: a presented secret → the tenant it stands for.
 
 Keys are held in memory, indexed by the hash of their secret, and refreshed from the store in the
-background; an unknown secret triggers at most one extra refresh per `miss_refresh` seconds (however many
-arrive at once), so a key created a moment ago works at once and a flood of bad keys cannot hammer the
-database.
+background; an unknown secret is looked up again in a read that begins after it arrived (so a key created a
+moment ago works at once), and such reads happen at most once per `miss_refresh` seconds however many
+unknown secrets arrive (a flood of bad keys cannot hammer the database; each waits up to that long).
 
 When the store cannot be reached, known keys keep working from the index; an unknown one gets a 503
 saying the key store is unreachable (it may be a key created since the last refresh), never a 500 and
@@ -52,6 +52,7 @@ class KeyIndex:
         self._by_hash: dict[str, KeyRecord] = {}
         # When the last refresh attempt ended, and why it failed (None: it succeeded).
         self._attempted_at = float("-inf")
+        self._read_started = float("-inf")  # when the last read of the key table began
         self._failure: str | None = None
         self._lock = asyncio.Lock()
         self.refreshes = 0  # reads of the whole key table, for operators and tests
@@ -63,6 +64,7 @@ class KeyIndex:
     async def _load(self) -> None:
         """Read every key (the caller holds the lock); a store that does not answer in time is a failure."""
         self.refreshes += 1
+        self._read_started = self._clock.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 records = await self._repo.all()
@@ -86,20 +88,27 @@ class KeyIndex:
         )
 
     async def _lookup_after_refresh(self, digest: str) -> KeyRecord | None:
-        """The record for an unknown secret after at most one refresh per `miss_refresh` seconds."""
-        if not self._recently_attempted():
-            async with self._lock:
-                # Requests that queued behind another's refresh use its result instead of reading again.
-                if not self._recently_attempted():
-                    try:
-                        await self._load()
-                    except Exception as exc:
-                        log.warning("virtual key store unreachable (%s); unknown keys get 503", self._failure)
-                        raise self._unavailable() from exc
-        record = self._by_hash.get(digest)
-        if record is None and self._failure is not None:
-            raise self._unavailable()
-        return record
+        """The record for an unknown secret, from a read of the key table that began after this request
+        arrived, so a key created a moment ago is never refused; reads are at most one per `miss_refresh`
+        seconds however many unknown secrets arrive (a request waits for the next one, up to that long)."""
+        arrived = self._clock.monotonic()
+        async with self._lock:
+            record = self._by_hash.get(digest)
+            if record is not None:
+                return record
+            if self._failure is not None and self._recently_attempted():
+                raise self._unavailable()  # the store just failed a read: do not queue behind another
+            # A read that began after this request arrived has answered for it already.
+            if self._read_started < arrived or self._failure is not None:
+                wait = self._attempted_at + self._miss_refresh - self._clock.monotonic()
+                if wait > 0:
+                    await self._clock.sleep(wait)
+                try:
+                    await self._load()
+                except Exception as exc:
+                    log.warning("virtual key store unreachable (%s); unknown keys get 503", self._failure)
+                    raise self._unavailable() from exc
+        return self._by_hash.get(digest)
 
     async def run(self) -> None:
         """Refresh forever (a background task of the server)."""
