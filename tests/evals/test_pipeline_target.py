@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fleetplane.cli.app import _register, app
-from fleetplane.cli.evals import TARGET_RUNNERS
 from fleetplane.cli.evals_pipeline import pipeline_runner
+from fleetplane.cli.evals_targets import TARGET_RUNNERS
 from fleetplane.evals.results import RunRepository
 from fleetplane.pipelines.runs import RunStore
 from fleetplane.store.db import Store

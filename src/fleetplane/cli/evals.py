@@ -3,8 +3,8 @@ suite's history. Other modules add commands to `eval_app` (pareto, ab).
 
 Targets: `model:NAME` (a model group, through the gateway's chat API at --server), `agent:NAME`
 (`POST /agents/NAME/invoke` at --server); `skill:NAME@VERSION` and `pipeline:NAME` run through a function
-the composing code registers in `TARGET_RUNNERS` (kind -> factory(env, name) -> async run(input));
-skill versions are built in (`evals_targets`), pipelines registered with the CLI (`evals_pipeline`).
+registered in `evals_targets.TARGET_RUNNERS` (kind -> factory(env, name) -> async run(input)); skill
+versions are built in (`evals_targets`), pipelines registered with the CLI (`evals_pipeline`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER
 from fleetplane.cli.common import FAILED, DatabaseURL, console, err_console, fail, with_store
-from fleetplane.cli.evals_targets import RUNNERS, RunnerEnv, RunnerFactory, TargetNameError
+from fleetplane.cli.evals_targets import RunnerEnv, pick_target, preflight
 from fleetplane.cli.evals_views import print_compare, print_gate, print_history, print_suites, print_summary
 from fleetplane.evals.gate import GatePolicy, GateReport, evaluate_gate
 from fleetplane.evals.judges import JudgeClient, ModelCatalog, configure_judges
@@ -32,7 +32,7 @@ from fleetplane.evals.runner import run_suite
 from fleetplane.evals.schedule import SuiteScheduler
 from fleetplane.evals.scorers.embedding import EmbeddingClient, configure_embeddings
 from fleetplane.evals.suites import LoadedSuite, SuiteNotFound, load_suite
-from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target
+from fleetplane.evals.targets import Target
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.evalsuite import EvalSuite
@@ -42,9 +42,6 @@ from fleetplane.store.db import Store
 
 eval_app = typer.Typer(name="eval", help="Eval suites: run, compare, gate, history.", no_args_is_help=True)
 
-# kind ("skill", "pipeline") -> factory(env, target name) -> async run(input) -> output. Skills are built in;
-# `evals_pipeline.register` adds pipelines when the CLI registers its groups.
-TARGET_RUNNERS: dict[str, RunnerFactory] = dict(RUNNERS)
 
 Fleet = Annotated[
     Path,
@@ -99,68 +96,6 @@ def _load(suite: str, fleet: Path, prepare: Callable[[DesiredState], None] | Non
         fail(str(last))
 
 
-def _prices(suite: LoadedSuite, model: str) -> tuple[Price | None, dict[str, Price]]:
-    """The group's price and each deployment's own, from the Model manifest (as the ledger charges)."""
-    manifest = suite.state.get(Model, model)
-    if manifest is None:
-        return None, {}
-    group = manifest.spec.price
-    own = {
-        f"{d.provider}/{d.model}": Price(d.price.input, d.price.output)
-        for d in manifest.spec.deployments
-        if d.price
-    }
-    return (Price(group.input, group.output) if group else None), own
-
-
-def _target(
-    suite: LoadedSuite, override: str | None, client: httpx.AsyncClient, env: RunnerEnv | None = None
-) -> Target:
-    """The target to run: model and agent targets need only `client`; skill and pipeline runners `env`."""
-    spec = suite.manifest.spec.target
-    if override:
-        kind, _, name = override.partition(":") if ":" in override else ("model", "", override)
-    else:
-        kind, name = spec.kind, spec.name
-    if kind == "model":
-        known = {m.name for m in suite.state.of_kind(Model)}
-        if override and known and name not in known:
-            fail(
-                f"--target {override!r}: no Model named {name!r} in the suite's fleet; known: "
-                f"{', '.join(sorted(known))} (or agent:NAME, skill:NAME@VERSION, pipeline:NAME)"
-            )
-        group, own = _prices(suite, name)
-        return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, group, own)
-    if kind == "agent":
-        return AgentTarget(client, name)
-    if kind in ("skill", "pipeline"):
-        factory = TARGET_RUNNERS.get(kind)
-        if factory is None or env is None:
-            fail(
-                f"cannot run {kind} targets: no {kind} runner is registered; "
-                "use --target model:NAME or agent:NAME"
-            )
-        try:
-            return CallableTarget(f"{kind}:{name}", factory(env, name))
-        except TargetNameError as exc:
-            fail(str(exc))
-    fail(
-        f"--target {override!r}: unknown kind {kind!r}; "
-        "expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME"
-    )
-
-
-async def _preflight(target: Target) -> None:
-    """A runner that can tell a target does not exist (`run.check`) says so before the first case, so a
-    wrong name is one line and exit 2, not a stored run of failed cases."""
-    check = getattr(getattr(target, "run", None), "check", None)
-    if check is not None:
-        try:
-            await check()
-        except TargetNameError as exc:
-            fail(str(exc))
-
-
 @eval_app.command("run")
 def run_command(
     suite: Annotated[str, typer.Argument(help="The suite's name in --fleet, or a suite file.")],
@@ -187,8 +122,8 @@ def run_command(
 
     async def work(store: Store) -> Run:
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
-            chosen = _target(loaded, target, client, RunnerEnv(store, server, key, fleet))
-            await _preflight(chosen)
+            chosen = pick_target(loaded, target, client, RunnerEnv(store, server, key, fleet))
+            await preflight(chosen)
             columns = (
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -344,7 +279,7 @@ def _target_factory(
 ) -> Callable[[LoadedSuite], Target]:
     def make(suite: LoadedSuite) -> Target:
         _judges(suite.state, server, key)
-        return _target(suite, None, client, RunnerEnv(store, server, key, fleet))
+        return pick_target(suite, None, client, RunnerEnv(store, server, key, fleet))
 
     return make
 

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from fleetplane.cli.admin_client import DEFAULT_SERVER
 from fleetplane.cli.common import DatabaseURL, console, fail, now, with_store
-from fleetplane.cli.evals import ApiKey, Fleet, Server, _load, _target, eval_app
+from fleetplane.cli.evals import ApiKey, Fleet, Server, _load, eval_app
+from fleetplane.cli.evals_targets import pick_target
 from fleetplane.evals.abtest import ABTest, Arm, report
 from fleetplane.evals.judges import FamilyError, JudgeClient, ModelCatalog, configure_judges
 from fleetplane.evals.online.summary import GROUPS, OnlineRow, OnlineTotals, summarize, totals
@@ -86,7 +87,7 @@ def pareto_command(
         refused: dict[str, str] = {}
         async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=600) as client:
             for name in names:
-                target = _target(loaded, f"model:{name}", client)
+                target = pick_target(loaded, f"model:{name}", client)
                 try:
                     run = await run_suite(loaded, target, RunRepository(store), seed=seed, trigger="pareto")
                 except FamilyError as exc:  # a candidate of the judge's family: not judged by it

@@ -8,8 +8,8 @@ names another gateway), so they are governed and charged like the rest of the ev
 does not succeed — failed, cancelled, stopped at an approval gate an eval cannot decide — fails its case
 with the run's id and error.
 
-`register(app)` installs the runner in `fleetplane.cli.evals.TARGET_RUNNERS["pipeline"]`; the CLI calls it
-with the command groups.
+`register(app)` installs the runner in `fleetplane.cli.evals_targets.TARGET_RUNNERS["pipeline"]`; the CLI
+calls it with the command groups.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from typing import Any
 
 import typer
 
-from fleetplane.cli.evals import TARGET_RUNNERS
-from fleetplane.cli.evals_targets import RunnerEnv, TargetNameError
+from fleetplane.cli.evals_targets import TARGET_RUNNERS, RunnerEnv, TargetNameError
 from fleetplane.evals.results import Answer
 from fleetplane.evals.targets import TargetFunction
 from fleetplane.pipelines.context import Deps

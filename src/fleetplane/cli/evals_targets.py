@@ -1,4 +1,9 @@
-"""Runners for the targets the evals wing cannot call over HTTP by itself: skill versions.
+"""What `fleetplane eval` runs a suite against: `pick_target` turns the suite's target (or `--target
+model:NAME`, `agent:NAME`, `skill:NAME@VERSION`, `pipeline:NAME`) into a `Target`, checking the name
+first (`preflight`), so a wrong one is one line and exit 2 rather than a run of failed cases.
+
+Model and agent targets are called over HTTP; for the others a runner is needed: skill versions are built
+in here, pipelines are added by `evals_pipeline`.
 
 `fleetplane eval run` hands every runner factory a `RunnerEnv` (the open store, the server, the key, the
 suite's fleet directory) and the target's name; the factory returns `async run(input) -> output`.
@@ -15,7 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetplane.evals.targets import TargetFunction
+import httpx
+
+from fleetplane.cli.common import fail
+from fleetplane.evals.suites import LoadedSuite
+from fleetplane.evals.targets import AgentTarget, CallableTarget, ChatTarget, Price, Target, TargetFunction
+from fleetplane.manifests.model import Model
 from fleetplane.store.db import Store
 
 
@@ -77,3 +87,69 @@ def skill_runner(env: RunnerEnv, target: str) -> TargetFunction:
 
 
 RUNNERS: dict[str, RunnerFactory] = {"skill": skill_runner}
+
+# kind ("skill", "pipeline") -> factory(env, target name) -> async run(input) -> output. Skills are built in;
+# `evals_pipeline.register` adds pipelines when the CLI registers its groups.
+TARGET_RUNNERS: dict[str, RunnerFactory] = dict(RUNNERS)
+
+
+def _prices(suite: LoadedSuite, model: str) -> tuple[Price | None, dict[str, Price]]:
+    """The group's price and each deployment's own, from the Model manifest (as the ledger charges)."""
+    manifest = suite.state.get(Model, model)
+    if manifest is None:
+        return None, {}
+    group = manifest.spec.price
+    own = {
+        f"{d.provider}/{d.model}": Price(d.price.input, d.price.output)
+        for d in manifest.spec.deployments
+        if d.price
+    }
+    return (Price(group.input, group.output) if group else None), own
+
+
+def pick_target(
+    suite: LoadedSuite, override: str | None, client: httpx.AsyncClient, env: RunnerEnv | None = None
+) -> Target:
+    """The target to run: model and agent targets need only `client`; skill and pipeline runners `env`."""
+    spec = suite.manifest.spec.target
+    if override:
+        kind, _, name = override.partition(":") if ":" in override else ("model", "", override)
+    else:
+        kind, name = spec.kind, spec.name
+    if kind == "model":
+        known = {m.name for m in suite.state.of_kind(Model)}
+        if override and known and name not in known:
+            fail(
+                f"--target {override!r}: no Model named {name!r} in the suite's fleet; known: "
+                f"{', '.join(sorted(known))} (or agent:NAME, skill:NAME@VERSION, pipeline:NAME)"
+            )
+        group, own = _prices(suite, name)
+        return ChatTarget(client, name, spec.system, spec.temperature, spec.max_tokens, group, own)
+    if kind == "agent":
+        return AgentTarget(client, name)
+    if kind in ("skill", "pipeline"):
+        factory = TARGET_RUNNERS.get(kind)
+        if factory is None or env is None:
+            fail(
+                f"cannot run {kind} targets: no {kind} runner is registered; "
+                "use --target model:NAME or agent:NAME"
+            )
+        try:
+            return CallableTarget(f"{kind}:{name}", factory(env, name))
+        except TargetNameError as exc:
+            fail(str(exc))
+    fail(
+        f"--target {override!r}: unknown kind {kind!r}; "
+        "expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME"
+    )
+
+
+async def preflight(target: Target) -> None:
+    """A runner that can tell a target does not exist (`run.check`) says so before the first case, so a
+    wrong name is one line and exit 2, not a stored run of failed cases."""
+    check = getattr(getattr(target, "run", None), "check", None)
+    if check is not None:
+        try:
+            await check()
+        except TargetNameError as exc:
+            fail(str(exc))
