@@ -6,7 +6,10 @@ import typer
 
 app = typer.Typer(
     name="fleetplane",
-    help="Run fleets of AI agents in production: gateway, simulator, manifests and keys.",
+    help=(
+        "Run fleets of AI agents in production: the AI gateway, sandboxed agents, skills and pipelines, "
+        "evals and traces, from a directory of manifests."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
