@@ -151,6 +151,10 @@ def test_a_promotion_leaves_a_run_in_flight_on_its_pinned_version(
         (["runs", "show", "r-1"], "error: no run r-1"),
         (["runs", "resume", "r-1"], "error: no run r-1"),
         (["approvals", "approve", "a-1"], "error: no approval a-1"),
+        (
+            ["approvals", "approve", "a-1", "--edit", "[1]"],
+            "error: approval a-1: the edited arguments must be a JSON object, not list",
+        ),
         (["runs", "cancel", "r-1"], "error: no run r-1"),
         (
             ["runs", "prune", "--older-than", "soon"],

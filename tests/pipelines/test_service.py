@@ -246,6 +246,36 @@ async def test_bad_requests_about_runs_and_approvals(client: httpx.AsyncClient) 
     assert (unknown.status_code, unknown.json()["error"]["message"]) == (404, "no approval a-1")
 
 
+async def test_malformed_decisions_are_400_and_leave_the_gate_pending(
+    client: httpx.AsyncClient, deps: Deps
+) -> None:
+    started = await client.post(
+        "/pipelines/hooked/trigger", json={"order": "o-1", "amount": 250}, headers={"Idempotency-Key": "e"}
+    )
+    run_id = started.json()["run"]
+    await Worker(deps, owner="w").drain()
+    gate = (await client.get("/admin/pipelines/approvals")).json()["approvals"][0]["id"]
+    edited = await client.post(f"/admin/pipelines/approvals/{gate}/approve", json={"edited": [1]})
+    assert (edited.status_code, edited.json()) == (
+        400,
+        {
+            "error": {
+                "message": f"approval {gate}: the edited arguments must be a JSON object, not list",
+                "type": "invalid_request",
+            }
+        },
+    )
+    reason = await client.post(f"/admin/pipelines/approvals/{gate}/reject", json={"reason": 5})
+    assert (reason.status_code, reason.json()["error"]["message"]) == (
+        400,
+        "reason must be a string, not int",
+    )
+    step = await client.post(f"/admin/pipelines/runs/{run_id}/resume", json={"step": ["pay"]})
+    assert (step.status_code, step.json()["error"]["message"]) == (400, "step must be a string, not list")
+    pending = (await client.get("/admin/pipelines/approvals")).json()["approvals"]
+    assert [(a["id"], a["status"]) for a in pending] == [(gate, "pending")]
+
+
 async def test_the_scheduler_starts_one_run_per_slot(deps: Deps, plans_dir: Path) -> None:
     deps.clock.set(3600 * 1000 + 10)  # type: ignore[attr-defined]
     scheduler = Scheduler(deps, directory=plans_dir)

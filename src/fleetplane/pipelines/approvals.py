@@ -29,6 +29,10 @@ class ApprovalError(Exception):
     """A decision that cannot be made (unknown id, already decided)."""
 
 
+class ApprovalInvalid(ApprovalError):
+    """A decision that is malformed: edited arguments that are not a JSON object."""
+
+
 @dataclass(frozen=True)
 class ApprovalRecord:
     id: str
@@ -141,6 +145,13 @@ class Approvals:
         edited: Any = None,
     ) -> ApprovalRecord:
         """Approve (with `edited` arguments, if given) or reject a pending gate, and move its run on."""
+        if approve and edited is not None and not isinstance(edited, dict):
+            # What a gate guards is always called with a mapping; anything else would be approved here and
+            # then fail the run at the step, losing the approval.
+            raise ApprovalInvalid(
+                f"approval {approval_id}: the edited arguments must be a JSON object, "
+                f"not {type(edited).__name__}"
+            )
         found = await self.get(approval_id)
         if found is None:
             raise ApprovalError(f"no approval {approval_id}")

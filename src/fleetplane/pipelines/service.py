@@ -29,7 +29,7 @@ from starlette.routing import Route
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.expressions import ExprError, compile_condition
 from fleetplane.manifests.secrets import SecretUnavailable, read_secret
-from fleetplane.pipelines.approvals import ApprovalError, Approvals
+from fleetplane.pipelines.approvals import ApprovalError, ApprovalInvalid, Approvals
 from fleetplane.pipelines.context import Deps
 from fleetplane.pipelines.control import ControlError, cancel, resume, show
 from fleetplane.pipelines.engine import start_run
@@ -112,6 +112,8 @@ class PipelineService:
                 return _error(exc.status, exc.kind, str(exc))
             except ControlError as exc:
                 return _error(exc.status, "not_found" if exc.status == 404 else "conflict", str(exc))
+            except ApprovalInvalid as exc:
+                return _error(400, "invalid_request", str(exc))
             except ApprovalError as exc:
                 status = 404 if str(exc).startswith("no approval") else 409
                 return _error(status, "not_found" if status == 404 else "conflict", str(exc))
@@ -212,6 +214,7 @@ class PipelineService:
 
     async def resume_run(self, request: Request) -> Response:
         body = await _body(request)
+        _strings(body, "actor", "step")
         run = await resume(
             self.deps.store,
             request.path_params["id"],
@@ -225,6 +228,7 @@ class PipelineService:
 
     async def cancel_run(self, request: Request) -> Response:
         body = await _body(request)
+        _strings(body, "actor", "reason")
         run = await cancel(
             self.deps.store,
             request.path_params["id"],
@@ -244,6 +248,7 @@ class PipelineService:
         if decision not in ("approve", "reject"):
             raise HttpError(404, "not_found", f"no decision {decision!r}: approve or reject")
         body = await _body(request)
+        _strings(body, "reason", "actor")
         if decision == "reject" and not body.get("reason"):
             raise HttpError(400, "invalid_request", 'a rejection needs a reason: {"reason": "..."}')
         gate = await Approvals(self.deps.store).decide(
@@ -255,6 +260,15 @@ class PipelineService:
             edited=body.get("edited"),
         )
         return _json({"approval": gate.__dict__})
+
+
+def _strings(body: dict[str, Any], *fields: str) -> None:
+    """Fields that, when given, must be strings (they are stored and shown as text)."""
+    for name in fields:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise HttpError(
+                400, "invalid_request", f"{name} must be a string, not {type(body[name]).__name__}"
+            )
 
 
 def _fitted(key: str) -> str:
