@@ -149,6 +149,20 @@ async def test_review_api_and_feedback(tmp_path: Path) -> None:
             )
             assert out_of_range.status_code == 400
             assert out_of_range.json()["error"]["message"] == "label quality=7: expected a value in [0, 1]"
+            for labels, message in (
+                ({"quality": True}, "label quality=True: expected a value in [0, 1]"),
+                ({"q" * 300: 1}, f"label {'q' * 40}...: a dimension name is at most 253 characters"),
+            ):
+                refused = await client.post(
+                    f"/admin/evals/review/items/{taken['id']}/labels",
+                    json={"reviewer": "bo", "labels": labels},
+                )
+                assert (refused.status_code, refused.json()["error"]["message"]) == (400, message)
+            long_name = await client.post("/admin/evals/review/next", json={"reviewer": "r" * 256})
+            assert (long_name.status_code, long_name.json()["error"]["message"]) == (
+                400,
+                "a reviewer name is at most 255 characters",
+            )
             rates = (await client.get("/admin/evals/review/agreement")).json()["agreement"]
             assert [(r["scorer"], r["items"], r["agreed"]) for r in rates] == [("length", 1, 0)]  # 0.0 vs 1.0
 

@@ -19,6 +19,12 @@ SOURCES = ("flagged", "uncertain", "audit")
 STATUSES = ("open", "assigned", "labelled")
 
 
+# The widths of review_labels.dimension and .reviewer (and review_items.assignee): a longer value would be
+# an error from Postgres, not a clear refusal.
+MAX_DIMENSION = 253
+MAX_REVIEWER = 255
+
+
 class ReviewError(ValueError):
     """A bad request to the queue: an unknown item, status or source, a label out of range."""
 
@@ -106,8 +112,7 @@ class ReviewQueue:
     async def next(self, reviewer: str, now: float) -> ReviewItem | None:
         """The item this reviewer holds, else the oldest open one, assigned to them (two reviewers asking at
         once never get the same item: the assignment is a conditional update, retried on a lost race)."""
-        if not reviewer.strip():
-            raise ReviewError("a reviewer name is needed")
+        _check_reviewer(reviewer)
         for _ in range(20):
             async with self.store.engine.begin() as conn:
                 held = (
@@ -144,11 +149,17 @@ class ReviewQueue:
     ) -> ReviewItem:
         """Record a reviewer's labels (dimension -> value in [0, 1]); a reviewer labelling again replaces
         their earlier label of that dimension."""
+        _check_reviewer(reviewer)
         if not labels:
             raise ReviewError("no labels given; expected dimension=value pairs with values in [0, 1]")
         for dimension, value in labels.items():
-            if not dimension or not isinstance(value, int | float) or not 0 <= float(value) <= 1:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not dimension or not number or not 0 <= float(value) <= 1:
                 raise ReviewError(f"label {dimension}={value!r}: expected a value in [0, 1]")
+            if len(dimension) > MAX_DIMENSION:
+                raise ReviewError(
+                    f"label {dimension[:40]}...: a dimension name is at most {MAX_DIMENSION} characters"
+                )
         item = await self.get(item_id)
         if item is None:
             raise ReviewError(f"no review item {item_id!r}")
@@ -186,6 +197,13 @@ class ReviewQueue:
             query = query.where(review_labels.c.item_id == item_id)
         async with self.store.engine.connect() as conn:
             return [Label(**dict(r._mapping)) for r in (await conn.execute(query)).all()]
+
+
+def _check_reviewer(reviewer: str) -> None:
+    if not reviewer.strip():
+        raise ReviewError("a reviewer name is needed")
+    if len(reviewer) > MAX_REVIEWER:
+        raise ReviewError(f"a reviewer name is at most {MAX_REVIEWER} characters")
 
 
 def _item(row: Any) -> ReviewItem:
