@@ -95,7 +95,11 @@ def test_registry_commands(cli: Invoke, tmp_path: Path) -> None:
     assert published.exit_code == 0, published.output
     assert published.stdout.splitlines()[1] == "eval score 1.00 (threshold 0.75)"
     assert cli("promote", "summarize@1.0.0").exit_code == 0
-    assert cli("publish", str(FIXTURES / "regressed" / "summarize")).exit_code == 0
+    regressed = cli("publish", str(FIXTURES / "regressed" / "summarize"))
+    assert regressed.exit_code == 0  # published (it can be inspected and compared), but the user is told
+    assert regressed.stdout.splitlines()[-1] == (
+        "eval score 0.62 (threshold 0.75); below its threshold, so `skill promote` will refuse it"
+    )
     refused = cli("promote", "summarize@1.1.0")
     assert (refused.exit_code, refused.stderr) == (
         1,

@@ -113,8 +113,11 @@ def publish(
         soft_wrap=True,
     )
     if report is not None:
+        below = "" if report.passed else "; below its threshold, so `skill promote` will refuse it"
         console.print(
-            f"eval score {report.score:.2f} (threshold {report.threshold:.2f})", markup=False, soft_wrap=True
+            f"eval score {report.score:.2f} (threshold {report.threshold:.2f}){below}",
+            markup=False,
+            soft_wrap=True,
         )
 
 
