@@ -311,7 +311,7 @@ def status(
     timeout: Annotated[float, typer.Option(help="Seconds --watch waits at most.")] = 600.0,
     server: ServerURL = DEFAULT_SERVER,
 ) -> None:
-    """Whether the newest revision runs: complete, progressing (and why), failed."""
+    """Whether the newest revision runs: complete, progressing (and why), blocked (by its gate), failed."""
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -322,7 +322,7 @@ def status(
             last = line
         if rollout["status"] in ("complete", "scaled-to-zero"):
             return
-        if rollout["status"] == "failed":
+        if rollout["status"] in ("failed", "blocked"):  # blocked: its rollout gate refused the revision
             raise typer.Exit(FAILED)
         if not watch:
             return

@@ -183,6 +183,17 @@ class Declarative(Strict):
     skills: list[str] = Field(default_factory=list)  # published skills usable as tools, name@constraint
 
 
+class RolloutGate(Strict):
+    """An eval suite a new revision must not regress on before it replaces the serving one."""
+
+    suite: Name  # an EvalSuite of the fleet, run against each revision's replicas
+    margin: float | None = Field(default=None, ge=0)  # default: each gated dimension's own margin
+
+
+class Rollout(Strict):
+    gate: RolloutGate | None = None
+
+
 class AgentSpec(Strict):
     run: BringYourOwn | None = None
     declarative: Declarative | None = None
@@ -200,6 +211,7 @@ class AgentSpec(Strict):
     secrets: list[Secret] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     autoscaling: Autoscaling | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
     team: Name | None = None  # the team its virtual key belongs to (default: the only team, if one)
 
     @model_validator(mode="after")

@@ -12,6 +12,9 @@ Requests in flight are counted per replica (the autoscaler reads them). A reques
 replica waits for one for up to `wait` seconds — counted as in flight, so an agent scaled to zero wakes
 up — then gets a 503. A replica that refuses the connection (it died a moment ago) is skipped and the
 next one tried; nothing is retried once the request reached an agent.
+
+`x-fleetplane-revision: N` pins a request to revision N's ready replicas — a new revision's surge replica
+held by its rollout gate included, which takes no other traffic (how the gate evaluates it).
 """
 
 from __future__ import annotations
@@ -130,16 +133,18 @@ class Balancer:
         for client in clients:
             await client.aclose()
 
-    async def _ready(self, pool: AgentPool, exclude: frozenset[str]) -> Tracked | None:
+    async def _ready(
+        self, pool: AgentPool, exclude: frozenset[str], revision: int | None = None
+    ) -> Tracked | None:
         """A ready replica, waiting up to `wait` seconds for one (counted as in flight meanwhile)."""
-        chosen = pool.pick(exclude)
+        chosen = pool.pick(exclude, revision)
         if chosen is not None:
             return chosen
         pool.waiting += 1
         self._wake()  # an agent scaled to zero starts a replica for this request
         try:
             async with asyncio.timeout(self.wait):
-                while (chosen := pool.pick(exclude)) is None:
+                while (chosen := pool.pick(exclude, revision)) is None:
                     pool.changed.clear()
                     await pool.changed.wait()
         except TimeoutError:
@@ -153,6 +158,12 @@ class Balancer:
         pool = self._pool(name)
         if pool is None:
             return error(404, "not_found", f"no agent named {name!r} is applied")
+        pinned = request.headers.get("x-fleetplane-revision")
+        if pinned is not None and not (pinned.isdigit() and int(pinned) >= 1):
+            return error(
+                400, "invalid_request", f"x-fleetplane-revision {pinned!r} is not a revision number (>= 1)"
+            )
+        revision = int(pinned) if pinned is not None else None
         try:
             body = check_invoke(await request.body())
         except InvalidInvoke as exc:
@@ -173,7 +184,7 @@ class Balancer:
             if request.headers.get("tracestate"):
                 headers["tracestate"] = request.headers["tracestate"]
         try:
-            answer = await self._send(name, pool, body, orjson.dumps(body), headers, span)
+            answer = await self._send(name, pool, body, orjson.dumps(body), headers, span, revision)
         except BaseException as exc:
             if span is not None:
                 span.close(error=exc)
@@ -192,13 +203,14 @@ class Balancer:
         payload: bytes,
         headers: dict[str, str],
         span: GenAISpan | None,
+        revision: int | None = None,
     ) -> Response:
         trace = headers["traceparent"]
         tried: frozenset[str] = frozenset()
         while True:
-            replica = await self._ready(pool, tried)
+            replica = await self._ready(pool, tried, revision)
             if replica is None:
-                return self._unavailable(pool, tried)
+                return self._unavailable(pool, tried, revision)
             if span is not None:
                 span.set("fleetplane.replica", replica.id)
                 span.set("fleetplane.revision", replica.number)
@@ -228,7 +240,10 @@ class Balancer:
                 },
             )
 
-    def _unavailable(self, pool: AgentPool, tried: frozenset[str]) -> Response:
+    def _unavailable(self, pool: AgentPool, tried: frozenset[str], revision: int | None = None) -> Response:
+        if revision is not None and not tried:
+            message = f"agent {pool.name!r} has no ready replica of revision {revision} after {self.wait:g}s"
+            return error(503, "unavailable", message, headers={"retry-after": "1"})
         if tried:
             refused = ", ".join(sorted(tried))
             message = f"agent {pool.name!r}: every ready replica refused the connection ({refused})"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetplane.runtime.autoscaler import Autoscaler, Scale
+from fleetplane.runtime.gate import GateRun
 from fleetplane.runtime.replica import Replica, ReplicaState
 from fleetplane.runtime.revisions import AgentRevision
 
@@ -28,6 +29,7 @@ class Tracked:
     served: int = 0
     stopping: bool = False
     gpu_owner: str | None = None
+    held: bool = False  # a new revision's surge replica while its rollout gate runs: pinned invokes only
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
 
     def __post_init__(self) -> None:
@@ -58,7 +60,7 @@ class Tracked:
 
     @property
     def routable(self) -> bool:
-        return self.ready and not self.warm
+        return self.ready and not self.warm and not self.held
 
     def report(self) -> dict[str, Any]:
         last = self.replica.last_exit
@@ -68,6 +70,7 @@ class Tracked:
             "digest": self.digest,
             "state": self.replica.state.value,
             "warm": self.warm,
+            "held": self.held,
             "in_flight": self.in_flight,
             "served": self.served,
             "restarts": self.replica.restarts,
@@ -94,6 +97,7 @@ class AgentPool:
     # Set whenever a replica changes state or the pool is converged: requests waiting for a ready
     # replica look again.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: GateRun | None = None  # the rollout gate of the newest revision, when its spec names one
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -109,9 +113,25 @@ class AgentPool:
     def routable(self) -> list[Tracked]:
         return [t for t in self.replicas if t.routable]
 
-    def pick(self, exclude: frozenset[str] = frozenset()) -> Tracked | None:
-        """The ready replica with the fewest requests in flight; ties taken in turn."""
-        ready = [t for t in self.routable() if t.id not in exclude]
+    def blocked(self) -> bool:
+        gate = self.gate
+        return (
+            gate is not None
+            and gate.state == "blocked"
+            and (gate.digest, gate.number) == (self.revision.digest, self.revision.number)
+        )
+
+    def pick(self, exclude: frozenset[str] = frozenset(), revision: int | None = None) -> Tracked | None:
+        """The ready replica with the fewest requests in flight; ties taken in turn. With `revision`, only
+        that revision's ready replicas, a held surge replica included (how a rollout gate reaches it)."""
+        if revision is None:
+            ready = [t for t in self.routable() if t.id not in exclude]
+        else:
+            ready = [
+                t
+                for t in self.replicas
+                if t.number == revision and t.ready and not t.warm and t.id not in exclude
+            ]
         if not ready:
             return None
         fewest = min(t.in_flight for t in ready)
@@ -119,9 +139,11 @@ class AgentPool:
         return least[next(self._turn) % len(least)]
 
     def status(self) -> str:
-        """complete | progressing | failed | scaled-to-zero (as `rollout status` prints it)."""
+        """complete | progressing | blocked | failed | scaled-to-zero (as `rollout status` prints it)."""
         if self.error:
             return "failed"
+        if self.blocked():
+            return "blocked"
         current = [t for t in self.current() if not t.warm]
         if self.scale.replicas == 0 and not current and not self.outdated():
             return "scaled-to-zero"
@@ -142,4 +164,5 @@ class AgentPool:
             "ready": len([t for t in self.replicas if t.routable]),
             "in_flight": self.in_flight,
             "replicas": [t.report() for t in self.replicas],
+            "gate": self.gate.report() if self.gate is not None else None,
         }

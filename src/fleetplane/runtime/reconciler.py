@@ -7,6 +7,11 @@ Each pass adopts newly applied Agent specs as revisions, then converges every ag
   of the new revision is started at a time; an old ready replica is stopped only when the ready replicas
   left are still at least the wanted count. A new replica that never becomes ready (its startup probe
   fails, it crash-loops) therefore never takes traffic and never costs one: the old revision keeps serving.
+- **Rollout gate**: an agent whose spec names `rollout.gate` holds its rollout once the new revision's
+  surge replica is ready (that replica takes only invokes pinned to its revision; no old replica is
+  stopped) while the gate — a `RolloutGate` the top floor supplies — runs as a task of its own. A pass
+  lets the rolling update go on; a block or a failing gate removes the surge replica and leaves the old
+  revision serving, the pool `blocked` with the gate's reason.
 - **Undo** makes the previous revision the newest one again (`RevisionStore.undo`) and wakes the loop, so
   it starts at once and goes through this same code: the old replicas, still ready, are kept; the new
   ones are stopped.
@@ -26,7 +31,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from fleetplane.manifests.agent import Agent
+from fleetplane.manifests.agent import RolloutGate as GateSpec
 from fleetplane.runtime.autoscaler import Autoscaler, Scale, fixed_scale
+from fleetplane.runtime.gate import GateRequest, GateRun, GateVerdict, RolloutGate, ask, gate_message
 from fleetplane.runtime.gpu import GpuAllocator, GpuUnavailable
 from fleetplane.runtime.keys import AgentKeys, KeyProblem
 from fleetplane.runtime.pool import AgentPool, Tracked
@@ -63,6 +70,7 @@ class Reconciler:
         clock: Clock = SYSTEM_CLOCK,
         poll: float = 1.0,
         progress_deadline: float = 600.0,
+        gate: RolloutGate | None = None,
     ) -> None:
         self.store = store
         self.launcher = launcher
@@ -74,6 +82,7 @@ class Reconciler:
         self.clock = clock
         self.poll = poll
         self.progress_deadline = progress_deadline
+        self.gate = gate  # the top floor's rollout gate (evals); agents naming one without it are blocked
         self.revisions = RevisionStore(store)
         self.pools: dict[str, AgentPool] = {}
         self.applied: dict[str, str] = {}  # agent → applied manifest digest
@@ -114,6 +123,8 @@ class Reconciler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for pool in self.pools.values():
+            await self._cancel_gate(pool)
         stops = [self._stop_now(pool, t) for pool in self.pools.values() for t in pool.replicas]
         await asyncio.gather(*stops, *self._retiring, return_exceptions=True)
         self.pools.clear()
@@ -125,7 +136,9 @@ class Reconciler:
         current = await self.revisions.current()
         for name in list(self.pools):
             if name not in self.applied:
-                await self._remove(self.pools.pop(name))
+                gone = self.pools.pop(name)
+                await self._cancel_gate(gone)
+                await self._remove(gone)
         for name in sorted(self.applied):
             revision = current.get(name)
             if revision is None:
@@ -137,6 +150,7 @@ class Reconciler:
                 log.info("agent %s: rolling out revision %d (%s)", name, revision.number, revision.short)
                 pool.revision, pool.error = revision, None
                 pool.rollout_started = self.clock.now()
+                await self._cancel_gate(pool)
             try:
                 await self._converge(pool)
             except Exception as exc:  # one agent's trouble must not stop the others converging
@@ -203,6 +217,11 @@ class Reconciler:
             promoted.warm = False
             serving.append(promoted)
         outdated = pool.outdated()
+        gate = agent.spec.rollout.gate
+        if outdated and gate is not None and await self._gated(pool, gate, outdated, serving, wanted):
+            pool.rollout_message = self._message(pool)
+            pool.changed.set()
+            return
         if outdated:
             live = len(serving) + len(outdated)
             while len(serving) < wanted and live < wanted + 1:  # surge 1
@@ -239,6 +258,62 @@ class Reconciler:
         pool.rollout_message = self._message(pool)
         pool.changed.set()
 
+    # -- the rollout gate ------------------------------------------------------------------------------
+    async def _gated(
+        self, pool: AgentPool, spec: GateSpec, outdated: list[Tracked], serving: list[Tracked], wanted: int
+    ) -> bool:
+        """Hold the rollout while the new revision's gate has not passed; True while held (or blocked)."""
+        revision = pool.revision
+        run = pool.gate
+        if run is None or (run.digest, run.number) != (revision.digest, revision.number):
+            serving_old = [t.number for t in outdated if t.routable]
+            if not serving_old:
+                return False  # nothing serves to protect or to compare with: roll out as usual
+            request = GateRequest(pool.name, spec.suite, spec.margin, revision.number, max(serving_old))
+            run = pool.gate = GateRun(revision.digest, revision.number, request)
+            if self.gate is None:
+                run.settle(GateVerdict(False, "this server has no rollout gate to run the suite"))
+        if run.state == "passed":
+            for t in serving:
+                t.held = False
+            return False
+        for t in outdated:
+            if not t.routable:
+                self._retire(pool, t)  # takes no traffic (an earlier revision's held surge): nothing to keep
+        if run.state == "blocked":
+            for t in pool.current():
+                self._retire(pool, t)  # the old revision keeps serving
+            return True
+        for t in serving:
+            t.held = True  # only invokes pinned to this revision reach it until the gate passes
+        if not serving and wanted > 0:
+            started = await self._start(pool, self.manifest(revision))  # the surge replica
+            if started is not None:
+                started.held = True
+        for t in serving[1:]:
+            self._retire(pool, t)  # surge 1: one replica of the new revision is what the gate needs
+        if run.task is None and any(t.ready for t in serving[:1]) and self.gate is not None:
+            run.task = asyncio.create_task(self._ask(pool, run), name=f"fleetplane-gate-{pool.name}")
+        return True
+
+    async def _ask(self, pool: AgentPool, run: GateRun) -> None:
+        assert self.gate is not None
+        log.info("agent %s: rollout gate %s on revision %d", pool.name, run.request.suite, run.number)
+        await ask(self.gate, run)
+        log.info(
+            "agent %s: revision %d %s by its rollout gate: %s", pool.name, run.number, run.state, run.reason
+        )
+        self.wake()
+
+    async def _cancel_gate(self, pool: AgentPool) -> None:
+        run = pool.gate
+        if run is None or run.task is None or run.task.done():
+            return
+        run.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.task
+        pool.gate = None
+
     def _scale(self, pool: AgentPool, agent: Agent) -> Scale:
         policy = agent.spec.autoscaling
         if policy is None:
@@ -255,6 +330,16 @@ class Reconciler:
         if pool.error:
             return pool.error
         status = pool.status()
+        if pool.gate is not None and pool.gate.number == pool.revision.number:
+            held = [t for t in pool.current() if t.held]
+            said = gate_message(
+                pool.gate,
+                len(pool.routable()),
+                held[0].id if held else None,
+                held[0].state.value if held else None,
+            )
+            if said is not None:
+                return said
         if status == "complete":
             return f"revision {pool.revision.number}: {pool.scale.replicas} replica(s) ready"
         if status == "scaled-to-zero":

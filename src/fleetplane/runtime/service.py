@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from fleetplane.manifests.agent import Agent
 from fleetplane.runtime.balancer import Balancer, error
+from fleetplane.runtime.gate import RolloutGate
 from fleetplane.runtime.gpu import GpuAllocator
 from fleetplane.runtime.keys import AgentKeys
 from fleetplane.runtime.pool import AgentPool
@@ -138,8 +139,10 @@ class AgentService:
         clock: Clock = SYSTEM_CLOCK,
         tiers: TierChooser = host_tier,
         spans: GenAISpans | None = None,
+        gate: RolloutGate | None = None,
     ) -> None:
         self.store = store
+        self.gate = gate  # the top floor's rollout gate (cli/rollout_gate.py), for agents naming one
         self.settings = settings
         self._own_launcher = launcher is None
         self.launcher: Launcher | None = launcher
@@ -184,6 +187,7 @@ class AgentService:
             clock=self.clock,
             poll=self.settings.poll,
             progress_deadline=self.settings.progress_deadline,
+            gate=self.gate,
         )
         await self.reconciler.start()
 
@@ -236,6 +240,7 @@ class AgentService:
             "history": [r.summary() for r in history],
             # After an undo the applied manifest is not what runs until a different spec is applied.
             "drift": newest.cause == "undo" and applied == adopted,
+            "gate": pool.gate.report() if pool.gate is not None else None,
         }
         return _json(body)
 
