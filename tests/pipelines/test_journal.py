@@ -14,7 +14,8 @@ from fleetplane.pipelines.context import Deps
 from fleetplane.pipelines.control import ControlError, cancel
 from fleetplane.pipelines.engine import start_run
 from fleetplane.pipelines.journal import Journal, prune, read_output
-from fleetplane.pipelines.runs import LeaseLost, RunStore
+from fleetplane.pipelines.runs import Fence, LeaseLost, RunStore
+from fleetplane.store.db import Store
 from fleetplane.store.tables import pipeline_outputs, pipeline_steps
 
 pytestmark = pytest.mark.anyio
@@ -56,6 +57,36 @@ async def test_retention_drops_old_journals_and_unreferenced_outputs(deps: Deps,
     assert await count_outputs(deps) == 3  # the old step's output went; the old run's own stays with its row
     kept = await RunStore(deps.store).get(old.id)
     assert kept is not None and kept.status == "succeeded"  # the run row stays for history
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_an_old_output_written_again_survives_retention(
+    dialect: str, request: pytest.FixtureRequest
+) -> None:
+    # A step whose output equals an old, no longer referenced one writes the output row, then its journal
+    # row; retention running between the two must not drop the output (the step would point at nothing).
+    url = request.getfixturevalue("sqlite_url" if dialect == "sqlite" else "postgres_url")
+    store = await Store.open(url)
+    try:
+        fence = Fence("r-1", "w", 0)
+        journal = Journal(store, fence)
+        digest = await journal.store_output({"status": "sent"}, now=1000.0)
+        assert await journal.store_output({"status": "sent"}, now=5000.0) == digest  # the same content again
+        assert await prune(store, before=4000.0) == 0
+        assert await read_output(store, digest) == {"status": "sent"}
+        async with store.engine.connect() as conn:
+            touched = select(pipeline_outputs.c.created_at).where(pipeline_outputs.c.digest == digest)
+            assert (await conn.execute(touched)).scalar_one() == 5000.0
+        await journal.store_output({"status": "sent"}, now=2000.0)  # an older write never moves it back
+        assert await prune(store, before=4000.0) == 0 and await count_outputs_in(store) == 1
+        assert await prune(store, before=6000.0) == 0 and await count_outputs_in(store) == 0
+    finally:
+        await store.close()
+
+
+async def count_outputs_in(store: Store) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(pipeline_outputs))).scalar_one())
 
 
 async def test_cancel_stops_a_run_and_its_worker_writes_nothing_more(deps: Deps, make_plan: Any) -> None:

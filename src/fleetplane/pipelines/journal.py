@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleetplane.pipelines.outcomes import RunFailed
 from fleetplane.pipelines.runs import Fence
-from fleetplane.pipelines.sql import insert_ignore
+from fleetplane.pipelines.sql import insert_ignore, insert_or_touch
 from fleetplane.store.db import Store
 from fleetplane.store.tables import (
     pipeline_approvals,
@@ -161,8 +161,14 @@ class Journal:
     async def _store_output(
         self, conn: AsyncConnection, digest: str, body: Any, size: int, now: float
     ) -> None:
-        await insert_ignore(
-            conn, pipeline_outputs, {"digest": digest, "size": size, "body": body, "created_at": now}
+        # Touched, not just ignored, when it exists: retention drops old outputs no journal refers to, and
+        # this one is about to be referred to again by a step committing in this transaction.
+        await insert_or_touch(
+            conn,
+            pipeline_outputs,
+            {"digest": digest, "size": size, "body": body, "created_at": now},
+            key="digest",
+            touched="created_at",
         )
 
     async def record(
