@@ -223,3 +223,17 @@ async def test_an_ambiguous_prefix_is_refused_with_the_ids_it_fits(tmp_path: Pat
         assert ended.value.exit_code == 2
     finally:
         await store.close()
+
+
+def test_a_dedupe_key_reused_with_another_input_is_refused(cli: tuple[CliRunner, str, Path]) -> None:
+    plans = str(cli[2])
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    first = invoke(cli, "run", "ask", "-f", plans, "--dedupe-key", "t-1", "--input", '{"question": "late"}')
+    assert first.exit_code == 0
+    again = invoke(cli, "run", "ask", "-f", plans, "--dedupe-key", "t-1", "--input", '{"question": "late"}')
+    assert again.exit_code == 0 and f"run {run_id(first)} already exists for dedupe key t-1" in again.output
+    other = invoke(cli, "run", "ask", "-f", plans, "--dedupe-key", "t-1", "--input", '{"question": "refund"}')
+    assert (other.exit_code, other.output.strip().replace("\n", " ")) == (
+        2,
+        f"error: --dedupe-key t-1: run {run_id(first)} already has it, with a different input; use a new key",
+    )

@@ -91,6 +91,8 @@ def run_pipeline(
             fail(str(exc))
         except ManifestErrors as exc:
             fail(str(exc).splitlines()[0] + (" (and more)" if len(exc.errors) > 1 else ""))
+        if not created and run.input != payload:
+            fail(f"--dedupe-key {dedupe}: run {run.id} already has it, with a different input; use a new key")
         if not created:
             console.print(f"run {run.id} already exists for dedupe key {dedupe}")
         elif not no_wait:
