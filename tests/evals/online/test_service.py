@@ -70,3 +70,11 @@ async def test_a_bad_file_is_one_line_naming_the_file(tmp_path: Path, text: str,
         await build(tmp_path, text)
     assert str(caught.value).startswith(f"{tmp_path / 'online.yaml'}: ")
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+async def test_a_file_that_is_not_yaml_is_one_line_at_its_place(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await build(tmp_path, "rules: [1, 2\n")
+    assert str(caught.value) == (
+        f"{tmp_path / 'online.yaml'}:2:1: not YAML: expected ',' or ']', but got '<stream end>'"
+    )

@@ -78,7 +78,11 @@ def load_config(path: str | Path) -> OnlineConfig:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the online evals file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not YAML: {exc}") from None
+        # One line, at the place the parser gave up (its own message spans several, with the source quoted).
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{file}{at}: not YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping with 'rules', got {type(data).__name__}")
     try:
