@@ -29,6 +29,7 @@ from fleetplane.gateway.admin import admin_routes
 from fleetplane.gateway.app import GatewayRuntime
 from fleetplane.pipelines.service import PipelineService
 from fleetplane.runtime.service import AgentService
+from fleetplane.skilltools import SkillTools
 from fleetplane.telemetry.backend import Backend
 
 # Liveness and readiness say nothing secret; orchestrators probe them without credentials.
@@ -101,6 +102,7 @@ def build_app(
     agents: AgentService | None = None,
     evals: EvalsService | None = None,
     pipelines: PipelineService | None = None,
+    skill_tools: SkillTools | None = None,
 ) -> ASGIApp:
     """The server: the gateway and its admin API, and — with a telemetry backend — the OTLP receiver
     (`/v1/traces`, `/v1/metrics`, `/v1/logs`) and Prometheus `/metrics`; with an agent service, the
@@ -147,6 +149,7 @@ def build_app(
         *(agents.routes() if agents is not None else []),
         *(evals.routes() if evals is not None else []),
         *(pipelines.routes() if pipelines is not None else []),
+        *(skill_tools.routes() if skill_tools is not None else []),  # declarative agents' tools
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     return AdminGuard(app, os.environ.get("FLEETPLANE_ADMIN_TOKEN") or None)

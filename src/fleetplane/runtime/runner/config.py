@@ -27,6 +27,7 @@ class RunnerConfig:
     gateway_url: str  # ends in /v1
     api_key: str
     port: int
+    skills: tuple[str, ...] = ()  # published skills offered to the model as tools (name@constraint)
 
 
 def from_env(env: Mapping[str, str] | None = None) -> RunnerConfig:
@@ -58,6 +59,7 @@ def from_env(env: Mapping[str, str] | None = None) -> RunnerConfig:
             gateway_url=base,
             api_key=env.get("OPENAI_API_KEY", ""),
             port=int(port),
+            skills=tuple(str(s) for s in spec.get("skills") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RunnerConfigError(f"${SPEC_ENV} lacks a field or has a wrong one: {exc}") from None
