@@ -23,13 +23,16 @@ from rich.table import Table
 
 from fleetplane.cli.common import DatabaseURL, console, err_console, fail, now
 from fleetplane.cli.evals_loop import prepare_schedules
+from fleetplane.cli.rollout_gate import KEY_NAME as ROLLOUT_GATE_KEY
+from fleetplane.cli.rollout_gate import EvalsRolloutGate
 from fleetplane.cli.watch import FleetWatcher
 from fleetplane.evals.judges.client import KEY_ENV as JUDGE_KEY_ENV
 from fleetplane.evals.judges.family import ModelCatalog
 from fleetplane.evals.online.config import ENV as ONLINE_EVALS_ENV
 from fleetplane.evals.online.config import ConfigError
-from fleetplane.evals.online.service import EvalsService, mint_judge_key
+from fleetplane.evals.online.service import EvalsService, mint_judge_key, mint_own_key
 from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
+from fleetplane.manifests.agent import Agent
 from fleetplane.manifests.desired import DesiredState
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.kinds import Model, Provider, Team, VirtualKey
@@ -347,8 +350,19 @@ async def _serve(
             )
         except ValueError as exc:
             fail(str(exc), code=1)
+        # Agents naming a rollout gate: their new revisions must pass their eval suite against the
+        # serving one, run through this very server (its judges with a key of their own).
+        gated = any(a.spec.rollout.gate is not None for a in desired.of_kind(Agent))
+        teams = [(t.name, t.spec.organization) for t in desired.of_kind(Team)]
+        gate_key = await mint_own_key(store, ROLLOUT_GATE_KEY, teams, now()) if gated else None
+        rollout_gate = EvalsRolloutGate(store, desired.directory, _local_url(host, port), gate_key)
         agents = (
-            AgentService(store, agent_settings, spans=backend.telemetry.spans if backend else None)
+            AgentService(
+                store,
+                agent_settings,
+                spans=backend.telemetry.spans if backend else None,
+                gate=rollout_gate,
+            )
             if agent_settings.enabled
             else None
         )
