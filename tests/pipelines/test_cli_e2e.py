@@ -157,6 +157,10 @@ def test_a_promotion_leaves_a_run_in_flight_on_its_pinned_version(
         ),
         (["runs", "cancel", "r-1"], "error: no run r-1"),
         (
+            ["runs", "list", "--status", "done"],
+            "error: --status 'done': expected one of cancelled, failed, needs_attention, pending, running, succeeded, waiting_approval",
+        ),
+        (
             ["runs", "prune", "--older-than", "soon"],
             "error: --older-than: expected a duration: a number of seconds or a string like '500ms', '30s', '5m', '1h30m', '2d'",
         ),
@@ -236,4 +240,21 @@ def test_a_dedupe_key_reused_with_another_input_is_refused(cli: tuple[CliRunner,
     assert (other.exit_code, other.output.strip().replace("\n", " ")) == (
         2,
         f"error: --dedupe-key t-1: run {run_id(first)} already has it, with a different input; use a new key",
+    )
+
+
+def test_a_step_decision_for_a_run_that_is_not_waiting_on_one_is_refused(
+    cli: tuple[CliRunner, str, Path],
+) -> None:
+    plans = str(cli[2])
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    waiting = invoke(cli, "run", "ask", "-f", plans, "--input", '{"question": "late", "careful": true}')
+    gate = re.search(r"waiting for approval ([0-9a-f]{32})", waiting.output)
+    assert gate
+    invoke(cli, "approvals", "reject", gate.group(1), "--reason", "no")
+    failed = run_id(waiting)
+    decided = invoke(cli, "runs", "resume", failed, "--step", "pick", "--output", "{}")
+    assert (decided.exit_code, decided.output.strip().replace("\n", " ")) == (
+        2,
+        f"error: run {failed} is failed: --step, --output and --rerun are for a run that needs attention about a step; resume it without them",
     )

@@ -274,6 +274,17 @@ async def test_malformed_decisions_are_400_and_leave_the_gate_pending(
     assert (step.status_code, step.json()["error"]["message"]) == (400, "step must be a string, not list")
     pending = (await client.get("/admin/pipelines/approvals")).json()["approvals"]
     assert [(a["id"], a["status"]) for a in pending] == [(gate, "pending")]
+    runs = await client.get("/admin/pipelines/runs?status=done")
+    assert (runs.status_code, runs.json()["error"]["message"]) == (
+        400,
+        "status 'done': expected one of cancelled, failed, needs_attention, pending, running, succeeded, "
+        "waiting_approval",
+    )
+    gates = await client.get("/admin/pipelines/approvals?status=open")
+    assert (gates.status_code, gates.json()["error"]["message"]) == (
+        400,
+        "status 'open': expected one of pending, approved, rejected, expired, all",
+    )
 
 
 async def test_the_scheduler_starts_one_run_per_slot(deps: Deps, plans_dir: Path) -> None:

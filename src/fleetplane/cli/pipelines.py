@@ -22,7 +22,7 @@ from fleetplane.pipelines.control import ControlError, RunView, cancel, resume, 
 from fleetplane.pipelines.engine import start_run
 from fleetplane.pipelines.journal import prune
 from fleetplane.pipelines.outcomes import StartError
-from fleetplane.pipelines.runs import RunRecord, RunStore
+from fleetplane.pipelines.runs import STATUSES, RunRecord, RunStore
 from fleetplane.pipelines.runtime import find_plan, make_deps
 from fleetplane.pipelines.sources import PipelineNotFound
 from fleetplane.pipelines.worker import Worker
@@ -146,6 +146,8 @@ def list_runs(
     database_url: DatabaseURL = None,
 ) -> None:
     """The newest runs first."""
+    if status is not None and status not in STATUSES:
+        fail(f"--status {status!r}: expected one of {', '.join(sorted(STATUSES))}")
 
     async def work(store: Store) -> list[RunRecord]:
         return await RunStore(store).query(

@@ -24,6 +24,8 @@ from fleetplane.pipelines.sql import insert_ignore
 from fleetplane.store.db import Store
 from fleetplane.store.tables import pipeline_approvals
 
+STATUSES = ("pending", "approved", "rejected", "expired")
+
 
 class ApprovalError(Exception):
     """A decision that cannot be made (unknown id, already decided)."""

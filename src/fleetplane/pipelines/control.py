@@ -13,7 +13,7 @@ from fleetplane.pipelines.audit import AuditSink
 from fleetplane.pipelines.journal import canonical_bytes, read_output, value_hash
 from fleetplane.pipelines.reasoning import Record, records
 from fleetplane.pipelines.runs import RESUMABLE, RunRecord, RunStore
-from fleetplane.pipelines.sql import insert_ignore
+from fleetplane.pipelines.sql import insert_or_touch
 from fleetplane.store.db import Store
 from fleetplane.store.tables import pipeline_approvals, pipeline_outputs, pipeline_steps
 
@@ -79,6 +79,14 @@ async def resume(
         raise ControlError(
             f"run {run_id} waits for an approval; decide it (fleetplane approvals approve|reject)"
         )
+    if run.status != "needs_attention" and (step is not None or output is not None or rerun):
+        # A decision about a step is only asked of a run stopped on that step; taking it silently would
+        # leave the person believing they settled something.
+        raise ControlError(
+            f"run {run_id} is {run.status}: --step, --output and --rerun are for a run that needs attention "
+            "about a step; resume it without them",
+            400,
+        )
     if run.status == "needs_attention":
         wanted = (run.attention or {}).get("step")
         if step is None or (output is None) == (not rerun):
@@ -109,9 +117,8 @@ async def _settle_step(store: Store, run_id: str, step: str, output: Any, *, now
             return
         body = canonical_bytes(output)
         digest = value_hash(output)
-        await insert_ignore(
-            conn, pipeline_outputs, {"digest": digest, "size": len(body), "body": output, "created_at": now}
-        )
+        values = {"digest": digest, "size": len(body), "body": output, "created_at": now}
+        await insert_or_touch(conn, pipeline_outputs, values, key="digest", touched="created_at")
         await conn.execute(
             update(pipeline_steps)
             .where(*row)

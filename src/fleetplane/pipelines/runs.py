@@ -26,6 +26,7 @@ from fleetplane.store.tables import pipeline_plans, pipeline_runs
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 RUNNABLE = frozenset({"pending", "running"})  # what a worker may take (running: when its lease expired)
 RESUMABLE = frozenset({"waiting_approval", "needs_attention", "failed"})
+STATUSES = TERMINAL | RUNNABLE | RESUMABLE  # every status a run can be in
 
 
 class LeaseLost(Exception):

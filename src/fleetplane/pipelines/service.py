@@ -29,6 +29,7 @@ from starlette.routing import Route
 from fleetplane.manifests.errors import ManifestErrors
 from fleetplane.manifests.expressions import ExprError, compile_condition
 from fleetplane.manifests.secrets import SecretUnavailable, read_secret
+from fleetplane.pipelines.approvals import STATUSES as APPROVAL_STATUSES
 from fleetplane.pipelines.approvals import ApprovalError, ApprovalInvalid, Approvals
 from fleetplane.pipelines.context import Deps
 from fleetplane.pipelines.control import ControlError, cancel, resume, show
@@ -36,6 +37,7 @@ from fleetplane.pipelines.engine import start_run
 from fleetplane.pipelines.gateway import GatewayClient
 from fleetplane.pipelines.outcomes import StartError
 from fleetplane.pipelines.plan import Plan
+from fleetplane.pipelines.runs import STATUSES as RUN_STATUSES
 from fleetplane.pipelines.runs import RunRecord, RunStore
 from fleetplane.pipelines.runtime import find_plan, make_deps
 from fleetplane.pipelines.schedule import Scheduler
@@ -196,6 +198,7 @@ class PipelineService:
 
     async def list_runs(self, request: Request) -> Response:
         status = request.query_params.get("status")
+        _one_of("status", status, sorted(RUN_STATUSES))
         runs = await RunStore(self.deps.store).query(
             pipeline=request.query_params.get("pipeline"), status=[status] if status else None
         )
@@ -240,6 +243,7 @@ class PipelineService:
 
     async def list_approvals(self, request: Request) -> Response:
         status = request.query_params.get("status", "pending")
+        _one_of("status", status, [*APPROVAL_STATUSES, "all"])
         gates = await Approvals(self.deps.store).query(status=None if status == "all" else (status,))
         return _json({"approvals": [g.__dict__ for g in gates]})
 
@@ -260,6 +264,11 @@ class PipelineService:
             edited=body.get("edited"),
         )
         return _json({"approval": gate.__dict__})
+
+
+def _one_of(name: str, value: str | None, allowed: list[str]) -> None:
+    if value is not None and value not in allowed:
+        raise HttpError(400, "invalid_request", f"{name} {value!r}: expected one of {', '.join(allowed)}")
 
 
 def _strings(body: dict[str, Any], *fields: str) -> None:
