@@ -258,3 +258,16 @@ def test_a_step_decision_for_a_run_that_is_not_waiting_on_one_is_refused(
         2,
         f"error: run {failed} is failed: --step, --output and --rerun are for a run that needs attention about a step; resume it without them",
     )
+
+
+def test_a_run_left_to_a_worker_says_how_to_follow_it(cli: tuple[CliRunner, str, Path]) -> None:
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    queued = invoke(cli, "run", "ask", "-f", str(cli[2]), "--no-wait", "--input", '{"question": "late"}')
+    queued_id = run_id(queued)
+    assert (queued.exit_code, queued.output.splitlines()) == (
+        0,
+        [
+            f"run {queued_id} (ask): pending",
+            f"a worker runs it; follow it with `fleetplane runs show {queued_id}`",
+        ],
+    )

@@ -134,6 +134,8 @@ def _summary(run: RunRecord) -> None:
         console.print(f"waiting for approval {gate}: fleetplane approvals approve {gate}  (or reject)")
     if run.error:
         console.print(f"error: {run.error}", markup=False)
+    if run.status in ("pending", "running"):  # --no-wait, or a server's worker took it first
+        console.print(f"a worker runs it; follow it with `fleetplane runs show {run.id}`")
     if run.status in ("failed", "needs_attention", "cancelled"):
         raise typer.Exit(FAILED)
 
