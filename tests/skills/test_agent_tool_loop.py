@@ -164,3 +164,20 @@ async def test_without_skills_no_tools_are_fetched_or_offered(
     assert [path for path, _ in transport.sent] == ["/v1/chat/completions"]
     assert "tools" not in transport.sent[0][1] and "toolCalls" not in answer.json()["metadata"]
     telemetry.shutdown()
+
+
+def test_the_example_faq_agent_hands_its_skills_to_the_runner() -> None:
+    from fleetplane.manifests.agent import Agent
+    from fleetplane.manifests.loader import load
+    from fleetplane.runtime.runner.config import from_env
+    from fleetplane.runtime.specs import environment
+
+    fleet = Path(__file__).parents[2] / "examples" / "fleet"
+    (faq,) = [a for a in load(fleet).of_kind(Agent) if a.name == "faq"]
+    env = {**environment(faq), "OPENAI_BASE_URL": "http://127.0.0.1:4000", "OPENAI_API_KEY": "placeholder"}
+    config = from_env(env)
+    assert (config.skills, config.max_steps, config.gateway_url) == (
+        ("summarize@^1",),
+        3,
+        "http://127.0.0.1:4000/v1",
+    )
