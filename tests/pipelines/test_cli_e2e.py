@@ -271,3 +271,15 @@ def test_a_run_left_to_a_worker_says_how_to_follow_it(cli: tuple[CliRunner, str,
             f"a worker runs it; follow it with `fleetplane runs show {queued_id}`",
         ],
     )
+
+
+def test_resuming_a_run_a_worker_already_finished_is_not_an_error(cli: tuple[CliRunner, str, Path]) -> None:
+    assert invoke(cli, "skill", "publish", str(EXAMPLE_SKILL)).exit_code == 0
+    done = run_id(invoke(cli, "run", "ask", "-f", str(cli[2]), "--input", '{"question": "late"}'))
+    again = invoke(cli, "runs", "resume", done)
+    assert (again.exit_code, again.output.splitlines()) == (
+        0,
+        [f"run {done} already succeeded (a worker resumed it)", f"run {done} (ask): succeeded"],
+    )
+    cancelled = invoke(cli, "runs", "cancel", done)
+    assert (cancelled.exit_code, cancelled.output.strip()) == (2, f"error: run {done} already succeeded")

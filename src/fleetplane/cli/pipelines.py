@@ -248,8 +248,18 @@ def resume_run(
     async def work(store: Store) -> RunRecord:
         full = await resolve_id(store, pipeline_runs.c.id, run_id, "run")
         found = await RunStore(store).get(full)
+        if (
+            found is not None
+            and found.status == "succeeded"
+            and step is None
+            and output is None
+            and not rerun
+        ):
+            # With a server up, its worker resumes an approved run before the person types this: done is done.
+            console.print(f"run {full} already succeeded (a worker resumed it)")
+            return found
         try:
-            if found is None or found.status != "pending":
+            if found is None or found.status not in ("pending", "running"):
                 await resume(store, full, now=now(), actor=actor, step=step, output=value, rerun=rerun)
         except ControlError as exc:
             fail(str(exc))
