@@ -367,7 +367,7 @@ async def _serve(
             else None
         )
         try:  # declarative agents' skills as tools, served from the registry under its trust file
-            skill_tools = SkillTools(store, runtime.keys, SkillCatalog(store), f"http://{host}:{port}/v1")
+            skill_tools = SkillTools(store, runtime.keys, SkillCatalog(store), _local_url(host, port) + "/v1")
         except SkillError as exc:
             fail(f"skills: {exc}", code=1)
         config = uvicorn.Config(
