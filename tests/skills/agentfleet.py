@@ -3,6 +3,8 @@ declarative agents with keys of their own, and the example skills published (imp
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import textwrap
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 from fleetplane.gateway.app import GatewayRuntime, GatewaySettings
 from fleetplane.manifests.loader import load
@@ -57,6 +60,27 @@ spec:
     skills: ["summarize@^1", "send-refund@^2", missing-skill]
 ---
 apiVersion: fleetplane.dev/v1alpha1
+kind: Model
+metadata: {name: chat-small}
+spec:
+  family: sim-gpt
+  contextWindow: 32000
+  price: {input: 1.0, output: 2.0}
+  deployments: [{provider: sim, model: sim-small}]
+---
+apiVersion: fleetplane.dev/v1alpha1
+kind: Agent
+metadata: {name: triage}
+spec:
+  team: support
+  declarative: {model: solo, instructions: Label tickets., skills: ["classify-ticket@^0.3"]}
+---
+apiVersion: fleetplane.dev/v1alpha1
+kind: VirtualKey
+metadata: {name: triage-key}
+spec: {team: support, agent: triage}
+---
+apiVersion: fleetplane.dev/v1alpha1
 kind: Agent
 metadata: {name: other}
 spec:
@@ -84,29 +108,50 @@ spec: {team: support}
 class Server:
     app: object
     keys: dict[str, str]  # VirtualKey name → secret
+    store: Store
+    runtime: GatewayRuntime
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://server")  # type: ignore[arg-type]
 
 
 @asynccontextmanager
-async def server(tmp_path: Path, database_url: str, sim_url: str | None = None) -> AsyncIterator[Server]:
+async def server(
+    tmp_path: Path, database_url: str, sim_url: str | None = None, *, listen: bool = False
+) -> AsyncIterator[Server]:
+    """`listen`: also serve on a loopback port, which prompt skills call as their gateway."""
     fleet = tmp_path / "fleet"
     fleet.mkdir()
     (fleet / "fleet.yaml").write_text(textwrap.dedent(FLEET))
     store = await Store.open(database_url)
     runtime: GatewayRuntime | None = None
+    served: asyncio.Task[None] | None = None
+    web: uvicorn.Server | None = None
     try:
         result = await apply_desired(store, load(fleet), now=time.time())
         home = tmp_path / "home"
         registry = SkillRegistry(store, home)
-        for name in ("summarize", "send-refund"):
+        for name in ("summarize", "send-refund", "classify-ticket"):
             await registry.publish(EXAMPLES / name, actor="test")
         runtime = GatewayRuntime(store, GatewaySettings(sim_urls={"sim": sim_url or "http://127.0.0.1:9"}))
         await runtime.start()
-        tools = SkillTools(store, runtime.keys, SkillCatalog(store, home, trust=None), None)
-        yield Server(build_app(runtime, skill_tools=tools), {m.key: m.secret for m in result.minted})
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1" if listen else None
+        tools = SkillTools(store, runtime.keys, SkillCatalog(store, home, trust=None), url)
+        app = build_app(runtime, skill_tools=tools)
+        if listen:  # lifespan off: the runtime is started and stopped here
+            web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+            served = asyncio.create_task(web.serve(sockets=[sock]))
+            while not web.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                await asyncio.sleep(0.01)
+        else:
+            sock.close()
+        yield Server(app, {m.key: m.secret for m in result.minted}, store, runtime)
     finally:
+        if web is not None and served is not None:
+            web.should_exit = True
+            await served
         if runtime is not None:
             await runtime.stop()
         await store.close()

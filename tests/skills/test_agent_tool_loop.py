@@ -181,3 +181,27 @@ def test_the_example_faq_agent_hands_its_skills_to_the_runner() -> None:
         3,
         "http://127.0.0.1:4000/v1",
     )
+
+
+async def test_a_prompt_skill_calls_the_gateway_with_the_agents_own_key(
+    tmp_path: Path, sqlite_url: str, sim: SimProcess
+) -> None:
+    from sqlalchemy import select
+
+    from fleetplane.store.tables import usage_records
+
+    async with server(tmp_path, sqlite_url, sim.base_url, listen=True) as fleet:
+        async with fleet.client() as http:
+            answer = await http.post(
+                "/v1/skills/classify-ticket/invoke",
+                json={"arguments": {"text": "I was charged twice"}, "callId": "call_1"},
+                headers={"authorization": f"Bearer {fleet.keys['triage-key']}"},
+            )
+        await fleet.runtime.ledger.flush()
+        async with fleet.store.engine.connect() as conn:
+            charged = (await conn.execute(select(usage_records.c.agent, usage_records.c.model))).all()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["skill"], body["version"]) == ("classify-ticket", "0.3.0")
+    assert set(body["output"]) == {"text"} and body["output"]["text"]
+    assert [tuple(row) for row in charged] == [("triage", "chat-small")]  # governed as the agent's call

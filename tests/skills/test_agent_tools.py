@@ -184,3 +184,22 @@ async def test_an_at_most_once_skill_runs_once_per_tool_call_id(
             }
         },
     )
+
+
+async def test_the_signing_policy_holds_for_agents_too(fleet: Server, tmp_path: Path) -> None:
+    from fleetplane.skills import SkillRegistry
+
+    await SkillRegistry(fleet.store, tmp_path / "home").set_require_signed(True, actor="test")
+    answer = await call(fleet, "faq-key", "summarize", {"arguments": {"text": "hi"}})
+    assert (answer.status_code, answer.json()) == (
+        403,
+        {
+            "error": {
+                "type": "unsigned",
+                "message": "summarize@1.0.0 is not signed (no skill.dsse.json) and signing is required",
+            }
+        },
+    )
+    async with fleet.client() as http:
+        listed = await http.get("/v1/skills", headers={"authorization": f"Bearer {fleet.keys['faq-key']}"})
+    assert listed.json()["tools"] == []  # an agent is offered nothing it could not run
