@@ -7,7 +7,9 @@ top floor fills `RolloutGate` (`fleetplane.cli.rollout_gate.EvalsRolloutGate` ru
 revisions through invokes pinned with `x-fleetplane-revision` and asks the evals wing's statistical gate).
 
 A pass lets the rollout go on; a block — or a gate that fails, with its error as the reason — stops it:
-the surge replica is removed, the old revision keeps serving, and `rollout status` says `blocked`.
+the surge replica is removed, and the serving revision is made the newest again (an undo, stored like
+any other), so the blocked one does not come back with the next server start; `rollout status` says
+`blocked` with the gate's reason.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class GateRun:
     request: GateRequest
     state: GateState = "running"
     reason: str = ""
+    undone: int | None = None  # the revision number the block rolled back to (the serving spec again)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def settle(self, verdict: GateVerdict) -> None:
@@ -80,9 +83,10 @@ def gate_message(run: GateRun, ready: int, surge: str | None, surge_state: str |
     replica; None once the gate passed (the rolling update's own message applies)."""
     suite, baseline = run.request.suite, run.request.baseline
     if run.state == "blocked":
+        again = f" as revision {run.undone}" if run.undone is not None else ""
         return (
             f"revision {run.number} blocked by its rollout gate ({suite}): {run.reason}; "
-            f"revision {baseline} keeps serving ({ready} ready)"
+            f"revision {baseline} keeps serving{again} ({ready} ready)"
         )
     if run.state != "running":
         return None

@@ -115,10 +115,11 @@ class AgentPool:
 
     def blocked(self) -> bool:
         gate = self.gate
+        # Blocked while the blocked revision, or the undo its block made, is the newest.
         return (
             gate is not None
             and gate.state == "blocked"
-            and (gate.digest, gate.number) == (self.revision.digest, self.revision.number)
+            and self.revision.number in (gate.number, gate.undone)
         )
 
     def pick(self, exclude: frozenset[str] = frozenset(), revision: int | None = None) -> Tracked | None:

@@ -283,6 +283,18 @@ class Reconciler:
         if run.state == "blocked":
             for t in pool.current():
                 self._retire(pool, t)  # the old revision keeps serving
+            if run.undone is None:  # durably: the serving spec is the newest again (not after a restart)
+                try:
+                    undone = await self.revisions.undo(
+                        pool.name, to=run.request.baseline, now=self.clock.now()
+                    )
+                except RevisionError as exc:
+                    log.error(
+                        "agent %s: rolling back blocked revision %d failed: %s", pool.name, run.number, exc
+                    )
+                else:
+                    run.undone = undone.number
+                    self.wake()
             return True
         for t in serving:
             t.held = True  # only invokes pinned to this revision reach it until the gate passes
@@ -330,7 +342,7 @@ class Reconciler:
         if pool.error:
             return pool.error
         status = pool.status()
-        if pool.gate is not None and pool.gate.number == pool.revision.number:
+        if pool.gate is not None and pool.revision.number in (pool.gate.number, pool.gate.undone):
             held = [t for t in pool.current() if t.held]
             said = gate_message(
                 pool.gate,

@@ -215,12 +215,13 @@ def test_a_regressed_revision_is_blocked_and_a_sound_one_rolls_out(server: Serve
     serving = {r["id"] for r in server.get("/admin/agents/bot")["replicas"]}
 
     server.apply("bad", "2")  # answers every case wrong
-    blocked = server.rollout("blocked", 2)
+    blocked = server.rollout("blocked", 3)  # revision 3: the serving spec again, rolled back by the block
     assert blocked["gate"]["state"] == "blocked" and blocked["gate"]["baseline"] == 1
     assert blocked["message"].startswith(
         "revision 2 blocked by its rollout gate (bot-answers): regresses on correctness 1.00 -> 0.00, "
     )
-    assert blocked["message"].endswith("; revision 1 keeps serving (2 ready)")
+    assert blocked["message"].endswith("; revision 1 keeps serving as revision 3 (2 ready)")
+    assert [(h["revision"], h["cause"]) for h in blocked["history"]] == [(2, "apply"), (3, "undo")]
 
     def only_old() -> Any:
         report = server.get("/admin/agents/bot")
@@ -235,7 +236,7 @@ def test_a_regressed_revision_is_blocked_and_a_sound_one_rolls_out(server: Serve
     ] == [(200, "1", "a1")] * 4
     status = cli()("rollout", "status", "bot", "--server", server.url)
     assert status.exit_code == 1
-    assert status.output.startswith("agent bot: revision 2 blocked: revision 2 blocked by its rollout gate")
+    assert status.output.startswith("agent bot: revision 3 blocked: revision 2 blocked by its rollout gate")
     # Both runs are stored: `eval compare` shows them, paired by case.
     baseline_run, candidate_run = re.search(r"\(runs (\w+) -> (\w+)\)", blocked["message"]).groups()  # type: ignore[union-attr]
     compared = subprocess.run(
@@ -256,9 +257,10 @@ def test_a_regressed_revision_is_blocked_and_a_sound_one_rolls_out(server: Serve
     assert compared.returncode == 0, compared.stderr.decode()
     assert len(json.loads(compared.stdout)["changed"]) == CASES
 
-    server.apply("good", "3")  # a fixed revision: as good as the serving one
-    done = server.rollout("complete", 3)
+    server.apply("good", "4")  # a fixed revision: as good as the serving one
+    done = server.rollout("complete", 4)
+    # The serving replicas were started as revision 1 (revision 3 is their spec again): pinned as 1.
     assert done["gate"]["state"] == "passed" and done["gate"]["baseline"] == 1
     final = server.get("/admin/agents/bot")
-    assert [r["revision"] for r in final["replicas"]] == [3, 3]
-    assert server.invoke().headers["x-fleetplane-revision"] == "3"
+    assert [r["revision"] for r in final["replicas"]] == [4, 4]
+    assert server.invoke().headers["x-fleetplane-revision"] == "4"

@@ -116,14 +116,19 @@ async def test_a_blocking_gate_stops_the_rollout_and_the_old_revision_keeps_serv
     await pool.gate.task
     await r.sync()
     await r.settle()
+    await r.sync()  # the block rolled back: the serving spec is the newest again, as revision 3
+    await r.settle()
     assert launcher.started[2].stopped  # the surge replica is removed
     assert greetings(launcher) == ["hello", "hello"]
     assert {t.id for t in pool.routable()} == old
-    assert pool.status() == "blocked"
+    assert pool.status() == "blocked" and pool.revision.number == 3
+    history = await r.revisions.history("bot")
+    assert [(h.number, h.cause) for h in history] == [(2, "apply"), (3, "undo")]  # 3 is revision 1's spec
+    assert {t.digest for t in pool.routable()} == {history[1].digest} != {history[0].digest}
     report = pool.report()
     assert report["message"] == (
         "revision 2 blocked by its rollout gate (agent-bot): brevity regressed: pass rate 0.90 -> 0.40; "
-        "revision 1 keeps serving (2 ready)"
+        "revision 1 keeps serving as revision 3 (2 ready)"
     )
     assert report["gate"] == {
         "suite": "agent-bot",
@@ -136,12 +141,26 @@ async def test_a_blocking_gate_stops_the_rollout_and_the_old_revision_keeps_serv
         await r.sync()
         await r.settle()
     assert len(launcher.started) == 3 and len(gate.asked) == 1
-    # Undo: the old spec is the newest again; nothing to gate, nothing to start.
-    await r.undo("bot")
+    assert {t.id for t in pool.routable()} == old
+    # A fixed spec applied: revision 4, gated again against the serving replicas (started as revision 1).
+    gate.release.clear()
+    gate.verdict = GateVerdict(True, "fixed")
+    await fleet.apply(bot=GATED.replace("hello", "hallo"))
     await r.sync()
-    await r.settle()
-    assert pool.status() == "complete" and pool.revision.number == 3
-    assert greetings(launcher) == ["hello", "hello"] and len(launcher.started) == 3
+    await ready_all(launcher)
+    await r.sync()
+    await asyncio.sleep(0)
+    assert pool.status() == "progressing" and pool.revision.number == 4
+    assert gate.asked[-1] == GateRequest("bot", "agent-bot", 0.05, candidate=4, baseline=1)
+    gate.release.set()
+    assert pool.gate is not None and pool.gate.task is not None
+    await pool.gate.task
+    for _ in range(4):
+        await r.sync()
+        await r.settle()
+        await ready_all(launcher)
+    assert pool.status() == "complete" and greetings(launcher) == ["hallo", "hallo"]
+    await r.stop()
 
 
 async def test_a_passing_gate_lets_the_rollout_complete(store, launcher, fleet, tmp_path) -> None:
@@ -175,11 +194,12 @@ async def test_a_failing_gate_blocks_with_its_error_as_the_reason(store, launche
     assert pool.gate is not None and pool.gate.task is not None
     await pool.gate.task
     await r.sync()
+    await r.sync()
     await r.settle()
     assert pool.status() == "blocked"
     assert pool.report()["message"] == (
         "revision 2 blocked by its rollout gate (agent-bot): the rollout gate failed: RuntimeError: "
-        "no EvalSuite named 'agent-bot'; revision 1 keeps serving (2 ready)"
+        "no EvalSuite named 'agent-bot'; revision 1 keeps serving as revision 3 (2 ready)"
     )
     assert greetings(launcher) == ["hello", "hello"]
 
@@ -194,12 +214,13 @@ async def test_without_a_gate_on_the_server_a_gated_agent_does_not_roll_out(
     await r.sync()
     await fleet.apply(bot=GATED_V2)
     await r.sync()
+    await r.sync()
     await r.settle()
     pool = r.pools["bot"]
     assert pool.status() == "blocked" and len(launcher.started) == 2
     assert pool.report()["message"] == (
         "revision 2 blocked by its rollout gate (agent-bot): this server has no rollout gate to run the "
-        "suite; revision 1 keeps serving (2 ready)"
+        "suite; revision 1 keeps serving as revision 3 (2 ready)"
     )
 
 
