@@ -10,13 +10,16 @@ resolved from the registry at call time (the run id buckets canaries) and loaded
 file and the signing policy; the arguments are checked against the input schema and guardrails (400 with
 the error); a tool rule of the skill that would need a person for these arguments refuses the call (409):
 an agent is never blocked waiting for an approval. The idempotency key is the agent's tool call id, and
-an at-most-once skill answers a repeated call id with the first outcome instead of running again.
+an at-most-once skill answers a repeated call id with the first outcome instead of running again; after
+an attempt that ended without one (a failure, a timeout), it asks the skill's reconcile hook whether the
+effect happened before running again, and without a hook refuses (409): a person must look first.
 
 A top-floor module: it composes the gateway (authentication) and the skills wing, which never meet.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +51,7 @@ STATUS = {
     "failed": 502,
     "invalid_output": 502,
 }
-REMEMBERED = 4096  # at-most-once outcomes kept per server, by idempotency key
+REMEMBERED = 4096  # at-most-once calls kept per server, by idempotency key
 
 
 class Refusal(Exception):
@@ -104,7 +107,9 @@ class SkillTools:
     def __init__(self, store: Store, keys: KeyIndex, catalog: SkillCatalog, gateway_url: str | None) -> None:
         self.store, self.keys, self.catalog, self.gateway_url = store, keys, catalog, gateway_url
         self._declared: _Declared | None = None
-        self._outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # At-most-once calls by idempotency key: the answer, or None for an attempt without an outcome.
+        self._outcomes: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}  # one attempt at a time per key
 
     def routes(self) -> list[Route]:
         return [
@@ -211,8 +216,6 @@ class SkillTools:
         if effects.at_most_once and not call_id:
             raise Refusal(400, "invalid_request", f"{label} runs at most once: the call needs its callId")
         key = f"agent:{agent}:{call_id or run_id or name}"
-        if effects.at_most_once and key in self._outcomes:
-            return {**self._outcomes[key], "replayed": True}
         ctx = SkillContext(
             run_id=run_id or call_id or key,
             step_id=f"tool:{name}",
@@ -222,16 +225,60 @@ class SkillTools:
             gateway_url=self.gateway_url,
             gateway_key=presented_secret(request.headers),
         )
-        try:
-            output = await skill.invoke(arguments, ctx)
-        except SkillError as exc:
-            raise Refusal(STATUS.get(exc.kind, 502), exc.kind, str(exc)) from None
-        answer = {"skill": name, "version": skill.ref.version, "digest": skill.ref.digest, "output": output}
         if effects.at_most_once:
-            self._outcomes[key] = answer
-            while len(self._outcomes) > REMEMBERED:
-                self._outcomes.popitem(last=False)
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                return await self._once(skill, arguments, ctx, call_id)
+        return _answer(skill, await _run(skill, arguments, ctx))
+
+    async def _once(
+        self, skill: LoadedSkill, arguments: dict[str, Any], ctx: SkillContext, call_id: str
+    ) -> dict[str, Any]:
+        key, label = ctx.idempotency_key, f"skill {skill.ref.name}@{skill.ref.version}"
+        if key in self._outcomes:
+            earlier = self._outcomes[key]
+            if earlier is not None:
+                return {**earlier, "replayed": True}
+            # An earlier attempt ended without an outcome: its effect may have happened.
+            if skill.contract.effects.reconcile is None:
+                raise Refusal(
+                    409,
+                    "outcome_unknown",
+                    f"{label}: an earlier attempt of call {call_id} ended without an outcome and the skill "
+                    "has no reconcile hook: a person must check before it runs again",
+                )
+            try:
+                found = await skill.reconcile(arguments, ctx)
+            except SkillError as exc:
+                raise Refusal(STATUS.get(exc.kind, 502), exc.kind, str(exc)) from None
+            if found is not None:
+                self._remember(key, _answer(skill, found))
+                return {**_answer(skill, found), "replayed": True}
+        self._remember(key, None)
+        answer = _answer(skill, await _run(skill, arguments, ctx))
+        self._remember(key, answer)
         return answer
+
+    def _remember(self, key: str, answer: dict[str, Any] | None) -> None:
+        self._outcomes[key] = answer
+        self._outcomes.move_to_end(key)
+        while len(self._outcomes) > REMEMBERED:
+            old, _ = self._outcomes.popitem(last=False)
+            lock = self._locks.get(old)
+            if lock is not None and not lock.locked():
+                del self._locks[old]
+
+
+async def _run(skill: LoadedSkill, arguments: dict[str, Any], ctx: SkillContext) -> dict[str, Any]:
+    try:
+        return await skill.invoke(arguments, ctx)
+    except SkillError as exc:
+        raise Refusal(STATUS.get(exc.kind, 502), exc.kind, str(exc)) from None
+
+
+def _answer(skill: LoadedSkill, output: dict[str, Any]) -> dict[str, Any]:
+    ref = skill.ref
+    return {"skill": ref.name, "version": ref.version, "digest": ref.digest, "output": output}
 
 
 def _body(raw: bytes) -> dict[str, Any]:

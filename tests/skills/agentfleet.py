@@ -110,6 +110,8 @@ class Server:
     keys: dict[str, str]  # VirtualKey name → secret
     store: Store
     runtime: GatewayRuntime
+    tools: SkillTools
+    home: Path  # the registry's
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://server")  # type: ignore[arg-type]
@@ -147,7 +149,7 @@ async def server(
                 await asyncio.sleep(0.01)
         else:
             sock.close()
-        yield Server(app, {m.key: m.secret for m in result.minted}, store, runtime)
+        yield Server(app, {m.key: m.secret for m in result.minted}, store, runtime, tools, home)
     finally:
         if web is not None and served is not None:
             web.should_exit = True

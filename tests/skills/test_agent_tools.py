@@ -189,7 +189,7 @@ async def test_an_at_most_once_skill_runs_once_per_tool_call_id(
 async def test_the_signing_policy_holds_for_agents_too(fleet: Server, tmp_path: Path) -> None:
     from fleetplane.skills import SkillRegistry
 
-    await SkillRegistry(fleet.store, tmp_path / "home").set_require_signed(True, actor="test")
+    await SkillRegistry(fleet.store, fleet.home).set_require_signed(True, actor="test")
     answer = await call(fleet, "faq-key", "summarize", {"arguments": {"text": "hi"}})
     assert (answer.status_code, answer.json()) == (
         403,
@@ -203,3 +203,67 @@ async def test_the_signing_policy_holds_for_agents_too(fleet: Server, tmp_path: 
     async with fleet.client() as http:
         listed = await http.get("/v1/skills", headers={"authorization": f"Bearer {fleet.keys['faq-key']}"})
     assert listed.json()["tools"] == []  # an agent is offered nothing it could not run
+
+
+async def test_after_an_attempt_without_an_outcome_the_reconcile_hook_decides(
+    fleet: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = tmp_path / "refunds.jsonl"
+    monkeypatch.setenv("REFUNDS_LEDGER", str(ledger))
+    monkeypatch.setenv("REFUNDS_UNAVAILABLE", "1")
+    refund = {"arguments": {"order": "ord-3", "amount": 30}, "callId": "call_3"}
+    failed = await call(fleet, "faq-key", "send-refund", refund)
+    assert (failed.status_code, failed.json()) == (
+        503,
+        {
+            "error": {
+                "type": "transient",
+                "message": "skill send-refund@2.1.0: the payments provider is unavailable "
+                "(REFUNDS_UNAVAILABLE is set)",
+            }
+        },
+    )
+    monkeypatch.delenv("REFUNDS_UNAVAILABLE")
+    retried = await call(fleet, "faq-key", "send-refund", refund)  # reconcile: not sent, so it runs now
+    assert retried.status_code == 200 and "replayed" not in retried.json()
+    # The outcome is forgotten (another server process, say): the hook finds the refund in the ledger.
+    fleet.tools._outcomes["agent:faq:call_3"] = None
+    again = await call(fleet, "faq-key", "send-refund", refund)
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert again.json()["output"] == retried.json()["output"]
+    assert len(ledger.read_text().splitlines()) == 1
+
+
+async def test_without_a_reconcile_hook_an_attempt_without_an_outcome_is_not_run_again(
+    fleet: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from agentfleet import EXAMPLES
+
+    from fleetplane.skills import SkillRegistry
+
+    folder = tmp_path / "skills" / "send-refund"
+    shutil.copytree(EXAMPLES / "send-refund", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("SKILL.md", "skill.yaml"):
+        (folder / name).write_text((folder / name).read_text().replace('"2.1.0"', '"2.2.0"'))
+    yaml = folder / "skill.yaml"
+    yaml.write_text(yaml.read_text().replace('  reconcile: "refunds:find"\n', ""))
+    await SkillRegistry(fleet.store, fleet.home).publish(folder, actor="test")
+    monkeypatch.setenv("REFUNDS_LEDGER", str(tmp_path / "refunds.jsonl"))
+    monkeypatch.setenv("REFUNDS_UNAVAILABLE", "1")
+    refund = {"arguments": {"order": "ord-4", "amount": 40}, "callId": "call_4"}
+    assert (await call(fleet, "faq-key", "send-refund", refund)).status_code == 503
+    monkeypatch.delenv("REFUNDS_UNAVAILABLE")
+    answer = await call(fleet, "faq-key", "send-refund", refund)
+    assert (answer.status_code, answer.json()) == (
+        409,
+        {
+            "error": {
+                "type": "outcome_unknown",
+                "message": "skill send-refund@2.2.0: an earlier attempt of call call_4 ended without an "
+                "outcome and the skill has no reconcile hook: a person must check before it runs again",
+            }
+        },
+    )
+    assert not (tmp_path / "refunds.jsonl").exists()
