@@ -76,6 +76,17 @@ def settle_usage(ctx: RequestContext, stream: OpenStream, *, complete: bool) -> 
     return TokenUsage(input_tokens=counted_input(ctx.operation, ctx.body), output_tokens=generated)
 
 
+async def abandon(ctx: RequestContext, stream: OpenStream) -> None:
+    """Settle a stream that opened after its client had gone, before a byte was relayed: its connection
+    is released and its reservation reconciled as cancelled, charged for what the upstream read."""
+    ctx.client_disconnected = True
+    stream.held.release()
+    ctx.usage = settle_usage(ctx, stream, complete=False)
+    await stream.run.settle(
+        Outcome("cancelled", status=200, usage=ctx.usage, detail="the client went away before the stream")
+    )
+
+
 async def relay(
     ctx: RequestContext,
     stream: OpenStream,

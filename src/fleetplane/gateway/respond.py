@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from starlette.types import Receive, Scope, Send
@@ -28,8 +28,14 @@ async def _wait_disconnect(receive: Receive) -> None:
             return
 
 
-async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
-    """Run `work`; if the client disconnects first, cancel it and raise `ClientGone`."""
+async def unless_disconnected(
+    receive: Receive, work: Awaitable[T], discard: Callable[[T], Awaitable[None]] | None = None
+) -> T:
+    """Run `work`; if the client disconnects first, cancel it and raise `ClientGone`.
+
+    Work can still finish after the cancel (it was past its last await, or a layer below let the
+    cancellation go): what it made then has no one to go to, and `discard` gives it back (an opened
+    stream holds a quota reservation and an upstream connection that nothing else would release)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
     try:
@@ -37,8 +43,13 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
         if task in done:
             return task.result()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        try:
+            made = await task
+        except (asyncio.CancelledError, Exception):
+            pass
+        else:
+            if discard is not None:
+                await asyncio.shield(discard(made))
         raise ClientGone
     finally:
         watcher.cancel()

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from fleetplane.gateway.errors import GatewayError
 from fleetplane.gateway.ledger import Pending, UsageLedger
 from fleetplane.gateway.parse import DEFAULT_MAX_BODY, parse, read_body
 from fleetplane.gateway.policy import PolicyChain
-from fleetplane.gateway.relay import relay
+from fleetplane.gateway.relay import abandon, relay
 from fleetplane.gateway.respond import ClientGone, EventStream, unless_disconnected
 from fleetplane.gateway.router import OpenStream, Router
 from fleetplane.gateway.tenant import Tenant
@@ -99,7 +100,9 @@ class Gateway:
             )
             reply = await self.chain.on_request(ctx)
             if reply is None:
-                routed = await unless_disconnected(request.receive, self.router.route(ctx))
+                routed = await unless_disconnected(
+                    request.receive, self.router.route(ctx), discard=partial(_discard, ctx)
+                )
                 if isinstance(routed, OpenStream):
                     return self._stream(ctx, routed)
                 reply = routed
@@ -247,6 +250,12 @@ class Gateway:
                 ],
             }
         return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _discard(ctx: RequestContext, routed: Reply | OpenStream) -> None:
+    """What routing made after the client had gone: an opened stream is settled; a reply needs nothing."""
+    if isinstance(routed, OpenStream):
+        await abandon(ctx, routed)
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
