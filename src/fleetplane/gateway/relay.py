@@ -166,5 +166,12 @@ async def relay(
             "finish_reasons": [reason] if reason else [],
             "model": stream.attempt.deployment.model,
         }
-        await stream.run.settle(Outcome(outcome, status=200, usage=ctx.usage, detail=detail))
-        await on_settled(ctx, b"".join(captured) if captured is not None and complete else None)
+        whole = b"".join(captured) if captured is not None and complete else None
+
+        async def finish() -> None:
+            await stream.run.settle(Outcome(outcome, status=200, usage=ctx.usage, detail=detail))
+            await on_settled(ctx, whole)
+
+        # One unit, shielded: a second cancellation (the server stopping while a cancelled stream
+        # settles) must not leave the quota charged and the usage record unwritten.
+        await asyncio.shield(finish())

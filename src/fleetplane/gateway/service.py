@@ -170,9 +170,12 @@ class Gateway:
     def _stream(self, ctx: RequestContext, stream: OpenStream) -> EventStream:
         async def settled(ctx: RequestContext, whole: bytes | None) -> None:
             reply = Reply(200, whole, media_type="text/event-stream") if whole is not None else None
-            await self.chain.on_complete(ctx, reply)
-            status = 499 if ctx.client_disconnected else 200
-            self._record(ctx, status, error="stream_broken" if ctx.stream_error and status == 200 else None)
+            try:
+                await self.chain.on_complete(ctx, reply)
+            finally:  # the ledger records what the quota charged, whatever a policy's hook did
+                status = 499 if ctx.client_disconnected else 200
+                error = "stream_broken" if ctx.stream_error and status == 200 else None
+                self._record(ctx, status, error=error)
 
         body = relay(ctx, stream, self.chain, on_settled=settled, capture=ctx.capture_stream)
         return EventStream(body, _headers(ctx))
