@@ -22,9 +22,21 @@ from fleetplane.gateway.errors import GatewayError
 from fleetplane.gateway.policy import Outcome, Policy, Skip
 from fleetplane.gateway.quota.reserve import dollars, input_tokens
 from fleetplane.state.breaker import BreakerSpec, BreakerStore, BreakerStoreUnavailable, Verdict
-from fleetplane.state.kv import KV, KVUnavailable
+from fleetplane.state.clock import SYSTEM_CLOCK
+from fleetplane.state.kv import KV, KVUnavailable, MemoryKV
 
 log = logging.getLogger("fleetplane.gateway")
+
+# In process, the repeat counts (one per request fingerprint, for the trigger's window) and conversation
+# sizes (one per conversation, for CONVERSATION_TTL) live in an LRU of their own, at most MAX_TRACKED
+# entries (~450 bytes each): every request of an agent with unique bodies adds one of each, and in the
+# gateway's shared KV they would crowd out the cooldown marks. A fingerprint is touched on every repeat,
+# so the LRU keeps a loop that repeats at least once per MAX_TRACKED / 2 other requests (5,000: 25 s
+# at 200 req/s); a conversation forgotten for space has its next turn measured as a first turn (no
+# growth), and a forgotten count starts over: both err open.
+MAX_TRACKED = 10_000
+TRACKED_BYTES = 8 * 2**20
+CONVERSATION_TTL = 3600.0
 
 # What counts against a deployment's error rate (a 429 is its limits speaking, and cools it down instead).
 _BAD = frozenset({"server_error", "timeout", "connection"})
@@ -60,10 +72,21 @@ class BreakerPolicy(Policy):
     name = "breaker"
 
     def __init__(
-        self, store: BreakerStore, kv: KV, cooldowns: Cooldowns, *, rules: Callable[[], Sequence[BreakerRule]]
+        self,
+        store: BreakerStore,
+        kv: KV,
+        cooldowns: Cooldowns,
+        *,
+        rules: Callable[[], Sequence[BreakerRule]],
+        tracked: KV | None = None,
     ) -> None:
         self.store = store
         self.kv = kv
+        if tracked is None and isinstance(kv, MemoryKV):
+            # The same clock as the gateway's KV, so tests that move time move both.
+            clock = getattr(kv, "_clock", SYSTEM_CLOCK)
+            tracked = MemoryKV(clock=clock, max_entries=MAX_TRACKED, max_bytes=TRACKED_BYTES)
+        self.tracked: KV = tracked if tracked is not None else kv
         self.cooldowns = cooldowns
         self._rules = rules
         self._watches: dict[str, _Watch] = {}
@@ -112,7 +135,7 @@ class BreakerPolicy(Policy):
         s = rule.spec
         if s.repeats is not None:
             fingerprint = request_fingerprint(ctx.group.name, ctx.body)
-            count = await self.kv.incr(f"repeats:{spec.key}:{fingerprint}", s.repeats.window)
+            count = await self.tracked.incr(f"repeats:{spec.key}:{fingerprint}", s.repeats.window)
             verdict = await self.store.observe(spec, REPEATS, float(count), probe=probe)
             if not verdict.admitted:
                 return verdict
@@ -127,8 +150,8 @@ class BreakerPolicy(Policy):
                     ctx.group.name, ctx.body, ctx.headers.get("x-fleetplane-conversation-id")
                 )
                 key = f"context:{spec.key}:{conversation}"
-                previous = await self.kv.get(key)
-                await self.kv.set(key, str(size).encode(), 3600.0)
+                previous = await self.tracked.get(key)
+                await self.tracked.set(key, str(size).encode(), CONVERSATION_TTL)
                 if previous is not None:
                     growth = max(0, size - int(previous))
                     verdict = await self.store.observe(spec, CONTEXT_GROWTH, float(growth), probe=probe)
