@@ -16,6 +16,7 @@ from harness import GatewayUnderTest, start_gateway, write_fleet
 from typer.testing import CliRunner, Result
 
 from fleetplane.cli import evals, evals_online  # noqa: F401  (importing evals_online adds its commands)
+from fleetplane.cli.evals_targets import TARGET_RUNNERS
 from fleetplane.sim.process import SimProcess
 
 SUITE = """
@@ -176,6 +177,8 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert bad_target.output == (
         "error: --target 'robot:x': unknown kind 'robot'; expected model:NAME, agent:NAME, skill:NAME@VERSION or pipeline:NAME\n"
     )
+    # As a bare `eval` group sees it, whatever another test registered before (the runners are global).
+    monkeypatch.delitem(TARGET_RUNNERS, "pipeline", raising=False)
     pipeline = invoke("run", "brief", "--fleet", str(directory), "--target", "pipeline:triage")
     assert pipeline.output == (
         "error: cannot run pipeline targets: no pipeline runner is registered; use --target model:NAME or agent:NAME\n"
