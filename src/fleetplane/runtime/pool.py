@@ -139,6 +139,11 @@ class AgentPool:
         least = [t for t in ready if t.in_flight == fewest]
         return least[next(self._turn) % len(least)]
 
+    def leftover(self) -> list[Tracked]:
+        """Replicas of another revision still here, retiring ones included: a retiring replica is out of
+        the balancer but still running (and listed) until its stop ends, and the rollout with it."""
+        return [t for t in self.replicas if t.digest != self.revision.digest]
+
     def status(self) -> str:
         """complete | progressing | blocked | failed | scaled-to-zero (as `rollout status` prints it)."""
         if self.error:
@@ -146,9 +151,10 @@ class AgentPool:
         if self.blocked():
             return "blocked"
         current = [t for t in self.current() if not t.warm]
-        if self.scale.replicas == 0 and not current and not self.outdated():
+        if self.scale.replicas == 0 and not current and not self.leftover():
             return "scaled-to-zero"
-        if not self.outdated() and len(current) == self.scale.replicas and all(t.ready for t in current):
+        # complete: only the target revision's replicas remain (as many as wanted, all ready)
+        if not self.leftover() and len(current) == self.scale.replicas and all(t.ready for t in current):
             return "complete"
         return "progressing"
 
