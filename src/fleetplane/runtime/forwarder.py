@@ -25,7 +25,11 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
+Handler = Callable[[Reader, Writer], Awaitable[None]]
 PLACEHOLDER_KEY = "sk-fleetplane-bridge"
 _CHUNK = 65536
 
@@ -54,6 +58,23 @@ async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
     for w in (client_w, up_w):
         w.close()
+
+
+def _connection(
+    handler: Callable[[Reader, Writer], Awaitable[None]],
+) -> Callable[[Reader, Writer], Awaitable[None]]:
+    """A connection handler that ends quietly when cancelled. When the agent exits, `asyncio.run`
+    cancels every open connection (an idle keep-alive through agent.sock, say), and the streams
+    module's done-callback calls `task.exception()` on the cancelled task, which prints a
+    CancelledError traceback to stderr — into the replica's log. A stop is not an error."""
+
+    async def handle(reader: Reader, writer: Writer) -> None:
+        try:
+            await handler(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()
+
+    return handle
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -110,7 +131,7 @@ class Forwarder:
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await _splice(r, w, lambda: asyncio.open_unix_connection(self._path("gateway.sock")))
 
-        server = await asyncio.start_server(handle, "127.0.0.1", self.gateway_port)
+        server = await asyncio.start_server(_connection(handle), "127.0.0.1", self.gateway_port)
         self.gateway_port = server.sockets[0].getsockname()[1]
         base = f"http://127.0.0.1:{self.gateway_port}"
         self.env.update(
@@ -129,7 +150,7 @@ class Forwarder:
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await _splice(r, w, lambda: asyncio.open_unix_connection(self._path("egress.sock")))
 
-        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        server = await asyncio.start_server(_connection(handle), "127.0.0.1", port)
         proxy = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         self.env.update(HTTPS_PROXY=proxy, HTTP_PROXY=proxy, https_proxy=proxy, http_proxy=proxy)
         self.env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
@@ -138,7 +159,7 @@ class Forwarder:
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await _splice(r, w, lambda: asyncio.open_connection("127.0.0.1", self.agent_port))
 
-        await asyncio.start_unix_server(handle, self._path("agent.sock"))
+        await asyncio.start_unix_server(_connection(handle), self._path("agent.sock"))
 
     async def _serve_control(self) -> None:
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -151,12 +172,14 @@ class Forwarder:
             await w.drain()
             w.close()
 
-        await asyncio.start_unix_server(handle, self._path("control.sock"))
+        await asyncio.start_unix_server(_connection(handle), self._path("control.sock"))
 
     async def _control(self, request: dict[str, object]) -> dict[str, object]:
         if request.get("op") == "term":
+            # Asked before the agent is started (the control socket is bound first): remembered, so the
+            # agent is never started, or is sent SIGTERM as soon as it exists.
+            self.termed = True
             if self.child is not None and self.child.returncode is None and _alive(self.child.pid):
-                self.termed = True
                 self.child.send_signal(signal.SIGTERM)
             return {"ok": True}
         if request.get("op") == "exec":
@@ -197,11 +220,16 @@ class Forwarder:
         self.env["PORT"] = str(self.agent_port)
         await self._serve_agent()
         await self._serve_control()
+        if self.termed:  # stopped while starting: the agent never runs
+            _write_status(self._path("exit.json"), {"signal": signal.SIGTERM, "termed": 1})
+            return 128 + signal.SIGTERM
         self.child = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, preexec_fn=_die_with_parent
         )
         loop = asyncio.get_running_loop()
         child = self.child
+        if self.termed:  # the stop came while the agent was being started
+            child.send_signal(signal.SIGTERM)
         loop.add_signal_handler(signal.SIGTERM, lambda: child.send_signal(signal.SIGTERM))
         code = await child.wait()
         status = {"code": code} if code >= 0 else {"signal": -code}

@@ -277,7 +277,11 @@ class ManagedReplica:
         process = self._process
         if process is None or process.returncode is not None:
             return
-        await self._sup.request_term(self.paths)
+        if not await self._sup.request_term(self.paths):
+            # Nobody to ask: the forwarder binds its control socket before it starts the agent, so the
+            # agent is not running yet (a start still coming up, a restart after back-off) or the
+            # forwarder is gone. No graceful stop to wait for: waiting the grace would only delay it.
+            grace = 0.0
         try:
             await asyncio.wait_for(spawn.wait_exit(process), grace)
         except TimeoutError:
