@@ -11,7 +11,7 @@ organization/team of a tenant); users, customers and keys are on spans only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -92,12 +92,53 @@ def _tenant(tenant: Mapping[str, str]) -> dict[str, str]:
     return {key: tenant[key] for key in sc.TENANT_METRIC_ATTRIBUTES if tenant.get(key)}
 
 
+_MAX_BOUND = 1024  # cached attribute sets per kind before the cache starts over
+
+
+@dataclass(frozen=True, slots=True)
+class _CallAttributes:
+    """The attribute sets one kind of model call records under (see `GenAIMetrics._call_attributes`)."""
+
+    base: dict[str, Any]
+    with_error: dict[str, Any]
+    input_tokens: dict[str, Any]
+    output_tokens: dict[str, Any]
+    modal: dict[str, Any]
+
+    @classmethod
+    def build(cls, call: CallRecord) -> _CallAttributes:
+        base = _attrs(
+            **{
+                sc.GEN_AI_OPERATION_NAME: call.operation,
+                sc.GEN_AI_PROVIDER_NAME: call.provider,
+                sc.GEN_AI_REQUEST_MODEL: call.request_model,
+                sc.GEN_AI_RESPONSE_MODEL: call.response_model,
+                sc.SERVER_ADDRESS: call.server_address,
+                sc.SERVER_PORT: call.server_port,
+            }
+        )
+        return cls(
+            base=base,
+            with_error={**base, sc.ERROR_TYPE: call.error_type} if call.error_type else base,
+            input_tokens={**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT},
+            output_tokens={**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT},
+            # Providers here report no per-modality split.
+            modal={**base, sc.GEN_AI_TOKEN_MODALITY: "unknown"},
+        )
+
+
 class GenAIMetrics:
     """Every instrument fleetplane records, created once per meter and name set."""
 
     def __init__(self, meter: Meter, names: sc.SemconvNames) -> None:
         self.names = names
         self._instruments: dict[str, Histogram | Counter] = {}
+        # Attribute sets per (operation, provider, models, server, error) and per owner, built once and
+        # reused for every call like it: the gateway sees a handful of such keys, so building the same
+        # dicts per request was pure overhead. The SDK copies what it keeps, and nothing here mutates a
+        # cached dict. Bounded: a flood of distinct keys only empties the cache.
+        self._call_sets: dict[tuple[Any, ...], _CallAttributes] = {}
+        self._owner_sets: dict[tuple[Any, ...], dict[str, Any]] = {}
         for spec in names.metric_specs():
             if spec.instrument == "histogram":
                 self._instruments[spec.name] = meter.create_histogram(
@@ -110,15 +151,15 @@ class GenAIMetrics:
                 self._instruments[spec.name] = meter.create_counter(
                     spec.name, unit=spec.unit, description=spec.description
                 )
+        # The bound `record`/`add` of each instrument, so a recording is one dict lookup and one call.
+        self._sinks: dict[str, Callable[[float, Mapping[str, Any]], None]] = {
+            name: (inst.record if isinstance(inst, Histogram) else inst.add)
+            for name, inst in self._instruments.items()
+        }
 
     def _record(self, spec: sc.MetricSpec | None, value: float, attributes: Mapping[str, Any]) -> None:
-        if spec is None:
-            return
-        instrument = self._instruments[spec.name]
-        if isinstance(instrument, Histogram):
-            instrument.record(value, attributes)
-        else:
-            instrument.add(value, attributes)
+        if spec is not None:
+            self._sinks[spec.name](value, attributes)
 
     def record_outcome(self, outcome: Outcome) -> None:
         """Feed every instrument a finished GenAI or MCP operation concerns."""
@@ -176,41 +217,45 @@ class GenAIMetrics:
 
     # --- model calls ------------------------------------------------------------------------------
 
-    def record_call(self, call: CallRecord) -> None:
-        base = _attrs(
-            **{
-                sc.GEN_AI_OPERATION_NAME: call.operation,
-                sc.GEN_AI_PROVIDER_NAME: call.provider,
-                sc.GEN_AI_REQUEST_MODEL: call.request_model,
-                sc.GEN_AI_RESPONSE_MODEL: call.response_model,
-                sc.SERVER_ADDRESS: call.server_address,
-                sc.SERVER_PORT: call.server_port,
-            }
+    def _call_attributes(self, call: CallRecord) -> _CallAttributes:
+        key = (
+            call.operation,
+            call.provider,
+            call.request_model,
+            call.response_model,
+            call.server_address,
+            call.server_port,
+            call.error_type,
         )
+        bound = self._call_sets.get(key)
+        if bound is None:
+            if len(self._call_sets) >= _MAX_BOUND:
+                self._call_sets.clear()
+            bound = self._call_sets[key] = _CallAttributes.build(call)
+        return bound
+
+    def record_call(self, call: CallRecord) -> None:
+        bound = self._call_attributes(call)
+        base, with_error = bound.base, bound.with_error
         inference = call.operation in sc.INFERENCE_OPERATIONS
         duration = self.names.inference_duration if inference else self.names.operation_duration
-        with_error = {**base, sc.ERROR_TYPE: call.error_type} if call.error_type else base
         self._record(duration, call.duration_s, with_error)
-        self._record_tokens(call, base, with_error, inference)
+        self._record_tokens(call, bound, inference)
         if call.time_to_first_chunk_s is not None:
             self._record(self.names.time_to_first_chunk, call.time_to_first_chunk_s, base)
         for interval in call.chunk_intervals_s:
             self._record(self.names.time_per_output_chunk, interval, base)
         self._record_fleetplane(call)
 
-    def _record_tokens(
-        self, call: CallRecord, base: dict[str, Any], with_error: dict[str, Any], inference: bool
-    ) -> None:
+    def _record_tokens(self, call: CallRecord, bound: _CallAttributes, inference: bool) -> None:
         usage = call.usage
         if not self.names.latest:
             # v1.41.0: report only what is known; never a made-up zero.
             if usage is None or self.names.token_usage is None:
                 return
-            input_attrs = {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
-            self._record(self.names.token_usage, usage.input_tokens, input_attrs)
+            self._record(self.names.token_usage, usage.input_tokens, bound.input_tokens)
             if call.operation != sc.Op.EMBEDDINGS:
-                output_attrs = {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
-                self._record(self.names.token_usage, usage.output_tokens, output_attrs)
+                self._record(self.names.token_usage, usage.output_tokens, bound.output_tokens)
             return
         if not inference:
             return
@@ -223,22 +268,36 @@ class GenAIMetrics:
             self.names.usage_cache_write_input_tokens: usage.cache_write_tokens,
             sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: usage.reasoning_tokens,
         }
-        # Providers here report no per-modality split.
-        modal = {**base, sc.GEN_AI_TOKEN_MODALITY: "unknown"}
         for attribute, spec in self.names.usage_counters.items():
-            self._record(spec, counts[attribute], modal)
+            self._record(spec, counts[attribute], bound.modal)
         for attribute, spec in self.names.operation_token_histograms.items():
-            self._record(spec, counts[attribute], with_error)
+            self._record(spec, counts[attribute], bound.with_error)
+
+    def _owner(self, call: CallRecord) -> dict[str, Any]:
+        tenant = call.tenant
+        key = (
+            call.provider,
+            call.request_model,
+            call.agent_name,
+            *(tenant.get(name) for name in sc.TENANT_METRIC_ATTRIBUTES),
+        )
+        owner = self._owner_sets.get(key)
+        if owner is None:
+            if len(self._owner_sets) >= _MAX_BOUND:
+                self._owner_sets.clear()
+            owner = _attrs(
+                **{
+                    sc.GEN_AI_PROVIDER_NAME: call.provider,
+                    sc.GEN_AI_REQUEST_MODEL: call.request_model,
+                    sc.GEN_AI_AGENT_NAME: call.agent_name,
+                }
+            )
+            owner.update(_tenant(tenant))
+            self._owner_sets[key] = owner
+        return owner
 
     def _record_fleetplane(self, call: CallRecord) -> None:
-        owner = _attrs(
-            **{
-                sc.GEN_AI_PROVIDER_NAME: call.provider,
-                sc.GEN_AI_REQUEST_MODEL: call.request_model,
-                sc.GEN_AI_AGENT_NAME: call.agent_name,
-            }
-        )
-        owner.update(_tenant(call.tenant))
+        owner = self._owner(call)
         if call.cost_usd is not None and call.cost_usd > 0:
             self._record(sc.FP_COST_METRIC, float(call.cost_usd), owner)
         if call.context_utilization is not None:
