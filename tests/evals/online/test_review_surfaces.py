@@ -174,6 +174,11 @@ async def test_review_api_and_feedback(tmp_path: Path) -> None:
                 wrong.json()["error"]["message"]
                 == "'value' must be a number in [0, 1] (0 = bad answer, 1 = good)"
             )
+            not_hex = await client.post("/admin/evals/feedback", json={"trace_id": "z" * 32, "value": 1})
+            assert (not_hex.status_code, not_hex.json()["error"]["message"]) == (
+                400,
+                "'trace_id' must be the 32 hex digits of a trace id",
+            )
             not_json = await client.post("/admin/evals/feedback", content=b"{")
             assert (
                 not_json.status_code == 400 and not_json.json()["error"]["message"] == "the body is not JSON"

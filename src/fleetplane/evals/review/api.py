@@ -26,6 +26,7 @@ from fleetplane.evals.review.queue import ReviewError, ReviewQueue
 from fleetplane.store.db import Store
 
 PREFIX = "/admin/evals"
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -92,7 +93,7 @@ def review_routes(store: Store, clock: Callable[[], float] = time.time) -> list[
         try:
             body = await _body(request)
             trace_id, value = body.get("trace_id"), body.get("value")
-            if not isinstance(trace_id, str) or len(trace_id) != 32:
+            if not isinstance(trace_id, str) or len(trace_id) != 32 or not _HEX.issuperset(trace_id):
                 raise ReviewError("'trace_id' must be the 32 hex digits of a trace id")
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ReviewError("'value' must be a number in [0, 1] (0 = bad answer, 1 = good)")
