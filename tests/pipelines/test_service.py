@@ -287,6 +287,21 @@ async def test_malformed_decisions_are_400_and_leave_the_gate_pending(
     )
 
 
+async def test_a_pipelines_directory_that_is_gone_is_503_not_a_crash(deps: Deps, tmp_path: Path) -> None:
+    service = PipelineService(deps, directory=tmp_path / "gone", worker=False)
+    app = Starlette(routes=service.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        hook = await client.post("/pipelines/hooked/trigger", json={}, headers={"Idempotency-Key": "k"})
+    assert (hook.status_code, hook.json()["error"]) == (
+        503,
+        {
+            "message": "the pipelines directory cannot be read: no such file or directory: "
+            f"{tmp_path / 'gone'}",
+            "type": "unavailable",
+        },
+    )
+
+
 async def test_the_scheduler_starts_one_run_per_slot(deps: Deps, plans_dir: Path) -> None:
     deps.clock.set(3600 * 1000 + 10)  # type: ignore[attr-defined]
     scheduler = Scheduler(deps, directory=plans_dir)

@@ -129,6 +129,8 @@ class PipelineService:
             raise HttpError(404, "not_found", str(exc)) from None
         except ManifestErrors as exc:
             raise HttpError(500, "invalid_pipeline", str(exc).splitlines()[0]) from None
+        except OSError as exc:  # FLEETPLANE_PIPELINES_DIR names a directory that is gone
+            raise HttpError(503, "unavailable", f"the pipelines directory cannot be read: {exc}") from None
 
     async def trigger(self, request: Request) -> Response:
         name = request.path_params["name"]
