@@ -4,21 +4,23 @@ A request is whole devices (`count`), one MIG instance of a profile (`mig`), or 
 one device (`share`, trusted agents only: time-slicing gives no memory isolation). The host's devices
 are declared, not discovered (`FLEETPLANE_GPUS`, a JSON list such as
 `[{"index": "0"}, {"index": "1", "mig": {"1g.5gb": 7}}]`), so the allocator is the same code with or
-without hardware. What a replica gets is enforced twice: `CUDA_VISIBLE_DEVICES` names only its devices,
-and its device cgroup allows only their character devices (`device_rules`).
+without hardware. What a replica gets is enforced three ways: `CUDA_VISIBLE_DEVICES` names only its
+devices (indices, or MIG instance ids such as `MIG-1/1g.5gb/0`), a sandbox's fresh /dev has only the
+nodes of the physical devices behind them (`gpu_nodes`), and on cgroup v1 its device cgroup denies every
+device but those nodes and the ordinary ones a process needs (`cgroup_rules`). The nodes are looked up
+under `FLEETPLANE_GPU_DEV_DIR` (default /dev), and each rule is the node's real major:minor.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
 from fleetplane.manifests.agent import Gpu
-
-NVIDIA_MAJOR = 195  # /dev/nvidiaN is character device 195:N; 195:255 is /dev/nvidiactl
-UVM_DEVICE = "c 511:* rwm"  # /dev/nvidia-uvm's major differs per host; the driver's usual one
 
 
 class GpuUnavailable(Exception):
@@ -60,12 +62,62 @@ def parse_devices(text: str | None) -> list[Device]:
     return devices
 
 
-def device_rules(allocation: Allocation) -> list[str]:
+DEV_DIR_ENV = "FLEETPLANE_GPU_DEV_DIR"
+CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")  # shared by every GPU
+# What every replica's /dev holds anyway (bwrap's --dev: null, zero, full, random, urandom, tty, ptmx and
+# pts), plus mknod of anything (creating a node opens nothing; opening it is what the rules decide).
+BASE_RULES = (
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeviceNode:
+    name: str  # under /dev inside the sandbox, e.g. "nvidia1"
+    host: Path  # the node on the host
+    rule: str  # its device cgroup entry, e.g. "c 195:1 rwm"
+
+
+def dev_dir() -> Path:
+    return Path(os.environ.get(DEV_DIR_ENV) or "/dev")
+
+
+def physical_index(device: str) -> str:
+    """The GPU index behind what CUDA_VISIBLE_DEVICES lists: "MIG-1/1g.5gb/0" → "1", "3" → "3"."""
+    if device.startswith("MIG-"):
+        return device[4:].split("/", 1)[0]
+    return device
+
+
+def gpu_nodes(devices: tuple[str, ...], root: Path | None = None) -> list[DeviceNode]:
+    """The character devices a replica with `devices` may open: its GPUs' /dev/nvidiaN (one per
+    physical GPU, whatever MIG instances it has there) and the driver's shared control nodes; only
+    those present on this host (none without a driver)."""
+    if not devices:
+        return []
+    base = root if root is not None else dev_dir()
+    names = [f"nvidia{i}" for i in dict.fromkeys(physical_index(d) for d in devices)]
+    nodes = []
+    for name in [*names, *CONTROL_NODES]:
+        try:
+            info = (base / name).stat()
+        except OSError:
+            continue
+        if stat.S_ISCHR(info.st_mode):
+            rule = f"c {os.major(info.st_rdev)}:{os.minor(info.st_rdev)} rwm"
+            nodes.append(DeviceNode(name, base / name, rule))
+    return nodes
+
+
+def cgroup_rules(devices: tuple[str, ...], root: Path | None = None) -> tuple[str, ...]:
+    """The device cgroup allow list of a replica with `devices` (after denying all)."""
+    return (*BASE_RULES, *(node.rule for node in gpu_nodes(devices, root)))
+
+
+def device_rules(allocation: Allocation, root: Path | None = None) -> list[str]:
     """Device cgroup entries that let a replica open its GPUs (and the driver's control devices) only."""
-    rules = [f"c {NVIDIA_MAJOR}:{index} rwm" for index in allocation.physical]
-    if rules:
-        rules += [f"c {NVIDIA_MAJOR}:255 rwm", UVM_DEVICE]
-    return rules
+    return [node.rule for node in gpu_nodes(allocation.physical, root)]
 
 
 class GpuAllocator:

@@ -21,6 +21,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+from fleetplane.runtime import gpu
 from fleetplane.runtime.bridge import EgressProxy, GatewayProxy, term
 from fleetplane.runtime.cgroups import Cgroup, CgroupDriver, Limits, detect, group_name, sweep
 from fleetplane.runtime.reaper import set_subreaper
@@ -87,6 +88,7 @@ class Supervisor:
         if spec.tier == "microvm":
             why = sandbox_for("microvm").availability().reason
             raise SandboxError(f"agent {spec.agent!r}: isolation 'microvm' is not available here: {why}")
+        self.device_rules(spec)  # a GPU this host cannot confine is refused now, not retried in a loop
         paths = self.paths_for(spec.replica_id)
         replica = ManagedReplica(self, spec, paths)
         self._replicas[spec.replica_id] = replica
@@ -115,8 +117,29 @@ class Supervisor:
         memory, pids = spec.resources.memory_bytes, spec.resources.pids
         if spec.tier == "gvisor":
             memory, pids = memory + gvisor.OVERHEAD_MEMORY, pids + gvisor.OVERHEAD_PIDS
-        limits = Limits(memory_bytes=memory, cpu_millis=spec.resources.cpu_millis, pids=pids)
+        limits = Limits(
+            memory_bytes=memory,
+            cpu_millis=spec.resources.cpu_millis,
+            pids=pids,
+            devices=self.device_rules(spec),
+        )
         return self.cgroups.create(group_name(spec.replica_id, self._starts), limits)
+
+    def device_rules(self, spec: ReplicaSpec) -> tuple[str, ...] | None:
+        """A GPU replica's device cgroup allow list (cgroup v1). cgroup v2 has no device files — it
+        needs a BPF device program, which fleetplane does not load — so there a sandbox's own /dev
+        (only the allocated nodes bound, no CAP_MKNOD) is the device-level limit, and the process
+        tier, which sees the host's /dev, is refused a GPU rather than given every one."""
+        if not spec.resources.gpu_devices:
+            return None
+        if self.cgroups.version == 1:
+            return gpu.cgroup_rules(spec.resources.gpu_devices)
+        if spec.tier == "process":
+            raise SandboxError(
+                f"agent {spec.agent!r}: a GPU on isolation 'process' needs cgroup v1 here (on cgroup v2 "
+                "only a sandbox's /dev limits which GPUs it opens): use isolation 'bwrap'"
+            )
+        return None
 
     def prepare(self, paths: ReplicaPaths) -> None:
         for d in (paths.run_dir, paths.state_dir):

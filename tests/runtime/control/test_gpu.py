@@ -3,10 +3,23 @@ only), release, and what enforces the result (CUDA_VISIBLE_DEVICES and device cg
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
 from fleetplane.manifests.agent import Gpu
-from fleetplane.runtime.gpu import Device, GpuAllocator, GpuUnavailable, device_rules, parse_devices
+from fleetplane.runtime.gpu import (
+    BASE_RULES,
+    Device,
+    GpuAllocator,
+    GpuUnavailable,
+    cgroup_rules,
+    device_rules,
+    parse_devices,
+    physical_index,
+)
 
 
 def test_whole_devices_are_given_once_and_come_back_on_release() -> None:
@@ -45,10 +58,26 @@ def test_time_sliced_shares_are_for_trusted_agents_and_never_oversubscribed() ->
         gpus.allocate("d", Gpu(count=1), trusted=True)
 
 
-def test_device_cgroup_entries_name_only_the_allocated_devices() -> None:
-    gpus = GpuAllocator([Device("0"), Device("1")])
-    allocation = gpus.allocate("a", Gpu(count=1), trusted=False)
-    assert device_rules(allocation) == ["c 195:0 rwm", "c 195:255 rwm", "c 511:* rwm"]
+def test_device_cgroup_entries_name_only_the_allocated_devices(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    dev = tmp_path / "dev"  # the host's nodes, with their real numbers (nvidia-uvm's major varies)
+    dev.mkdir()
+    nodes = {"nvidia0": (195, 0), "nvidia1": (195, 1), "nvidiactl": (195, 255), "nvidia-uvm": (508, 0)}
+    for name, (major, minor) in nodes.items():
+        os.mknod(dev / name, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+    gpus = GpuAllocator([Device("0"), Device("1", {"1g.5gb": 2})])
+    whole = gpus.allocate("a", Gpu(count=1), trusted=False)
+    assert device_rules(whole, dev) == ["c 195:0 rwm", "c 195:255 rwm", "c 508:0 rwm"]
+    mig = gpus.allocate("b", Gpu(mig="1g.5gb"), trusted=False)
+    assert (mig.devices, mig.physical) == (("MIG-1/1g.5gb/0",), ("1",))
+    assert device_rules(mig, dev) == ["c 195:1 rwm", "c 195:255 rwm", "c 508:0 rwm"]
+    assert cgroup_rules(mig.devices, dev) == (*BASE_RULES, "c 195:1 rwm", "c 195:255 rwm", "c 508:0 rwm")
+    assert device_rules(whole, tmp_path / "no-driver") == []  # no nodes: nothing to allow
+
+
+def test_a_mig_instance_id_names_its_physical_gpu() -> None:
+    assert [physical_index(d) for d in ("MIG-1/1g.5gb/0", "MIG-12/3g.20gb/1", "3")] == ["1", "12", "3"]
 
 
 def test_declared_devices_from_the_environment() -> None:

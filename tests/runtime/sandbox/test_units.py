@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -57,17 +59,30 @@ def test_reading_a_missing_log_yields_nothing(tmp_path: Path, missing: str) -> N
     assert list(read_records(tmp_path / missing)) == []
 
 
-def test_gpu_nodes_are_bound_only_when_allocated_and_present(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("cgroups_ok")  # root: mknod
+def test_gpu_nodes_are_bound_only_when_allocated_and_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetplane.runtime import gpu
     from fleetplane.runtime.sandbox import bwrap
 
-    host = {"/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm"}  # a 2-GPU host
-    monkeypatch.setattr(bwrap.os.path, "exists", lambda path: path in host)
+    dev = tmp_path / "dev"  # a 2-GPU host: real character devices, no driver behind them
+    dev.mkdir()
+    for name, minor in {"nvidia0": 0, "nvidia1": 1, "nvidiactl": 255}.items():
+        os.mknod(dev / name, 0o600 | stat.S_IFCHR, os.makedev(195, minor))
+    (dev / "nvidia-uvm").write_text("not a device")  # only character devices are bound
+    monkeypatch.setenv(gpu.DEV_DIR_ENV, str(dev))
     assert bwrap.gpu_binds(()) == []
     assert bwrap.gpu_binds(("1",)) == [
-        "--dev-bind", "/dev/nvidia1", "/dev/nvidia1",
-        "--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl",
-        "--dev-bind", "/dev/nvidia-uvm", "/dev/nvidia-uvm",
+        "--dev-bind", f"{dev}/nvidia1", "/dev/nvidia1",
+        "--dev-bind", f"{dev}/nvidiactl", "/dev/nvidiactl",
     ]  # fmt: skip
+    # a MIG instance is reached through its physical GPU's node; two instances on it bind it once
+    assert bwrap.gpu_binds(("MIG-0/1g.5gb/0", "MIG-0/1g.5gb/1")) == [
+        "--dev-bind", f"{dev}/nvidia0", "/dev/nvidia0",
+        "--dev-bind", f"{dev}/nvidiactl", "/dev/nvidiactl",
+    ]  # fmt: skip
+    assert bwrap.gpu_binds(("7",)) == ["--dev-bind", f"{dev}/nvidiactl", "/dev/nvidiactl"]  # not on this host
 
 
 def test_a_log_file_is_rotated_once_past_its_size(tmp_path: Path) -> None:

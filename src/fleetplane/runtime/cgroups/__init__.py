@@ -29,6 +29,8 @@ class Limits:
     memory_bytes: int
     cpu_millis: int
     pids: int
+    # The device cgroup's allow list after denying all (GPU replicas); None leaves devices alone.
+    devices: tuple[str, ...] | None = None
 
     @property
     def cpu_quota_us(self) -> int:

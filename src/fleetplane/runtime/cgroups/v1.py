@@ -1,4 +1,8 @@
-"""cgroup v1: one directory per controller hierarchy (memory, cpu, pids), mounted side by side."""
+"""cgroup v1: one directory per controller hierarchy (memory, cpu, pids), mounted side by side.
+
+A replica with devices to allow (a GPU replica) also gets a `devices` cgroup: `a` denied, then only its
+allow list, read back from `devices.list` — it opens its GPUs and the ordinary /dev nodes, no other.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,19 @@ from fleetplane.runtime.cgroups import (
 )
 
 CONTROLLERS = ("memory", "cpu", "pids")
+DEVICES = "devices"
 
 
 class GroupV1:
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, *, devices: bool = False) -> None:
         self.name = name
-        self._dirs = {c: root / c / PARENT / name for c in CONTROLLERS}
+        self._dirs = {c: root / c / PARENT / name for c in (*CONTROLLERS, *((DEVICES,) if devices else ()))}
+
+    def device_rules(self) -> set[str] | None:
+        """What the device cgroup allows (`devices.list`), or None when it has none of its own."""
+        if DEVICES not in self._dirs:
+            return None
+        return set((self._dirs[DEVICES] / "devices.list").read_text().split("\n")) - {""}
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
@@ -71,10 +82,12 @@ class CgroupV1:
         return [c for c in ("memory", "cpu", "cpuacct", "pids", "devices") if (self.root / c).is_dir()]
 
     def parents(self) -> list[Path]:
-        return [self.root / c / PARENT for c in CONTROLLERS]
+        return [self.root / c / PARENT for c in (*CONTROLLERS, DEVICES)]
 
     def create(self, name: str, limits: Limits) -> GroupV1:
-        group = GroupV1(self.root, name)
+        if limits.devices is not None and not (self.root / DEVICES).is_dir():
+            raise CgroupError(f"no devices controller under {self.root}: cannot limit which devices open")
+        group = GroupV1(self.root, name, devices=limits.devices is not None)
         for controller, d in group._dirs.items():
             try:
                 d.mkdir(parents=True, exist_ok=False)
@@ -89,7 +102,22 @@ class CgroupV1:
         write_checked(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         write_checked(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota_us))
         write_checked(pids / "pids.max", str(limits.pids))
+        if limits.devices is not None:
+            _allow_only(group._dirs[DEVICES], limits.devices)
         return group
+
+
+def _allow_only(group: Path, rules: tuple[str, ...]) -> None:
+    """Deny every device, allow `rules`, and check `devices.list` says exactly that."""
+    try:
+        (group / "devices.deny").write_text("a")
+        for rule in rules:
+            (group / "devices.allow").write_text(rule)
+        listed = set((group / "devices.list").read_text().split("\n")) - {""}
+    except OSError as exc:
+        raise CgroupError(f"cannot set the device cgroup {group}: {why(exc)}") from exc
+    if listed != set(rules):
+        raise CgroupError(f"{group}/devices.list reads {sorted(listed)} after allowing {sorted(rules)}")
 
 
 def _page_round(n: int) -> int:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 
+from fleetplane.runtime.gpu import gpu_nodes
 from fleetplane.runtime.reaper import run_reaped
 from fleetplane.runtime.replica import SECRETS_DIR, ReplicaSpec, SandboxError, Tier
 from fleetplane.runtime.sandbox import (
@@ -47,16 +48,12 @@ def _memfd(name: str, data: bytes) -> int:
 
 
 def gpu_binds(devices: tuple[str, ...]) -> list[str]:
-    """The fresh /dev has no GPU: bind only the allocated NVIDIA devices (and the shared control nodes),
-    so a replica can open its GPUs and no other — the device-level half of CUDA_VISIBLE_DEVICES."""
-    if not devices:
-        return []
-    nodes = [f"/dev/nvidia{d}" for d in devices if d.isdigit()]
-    nodes += ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"]
+    """The fresh /dev has no GPU: bind only the nodes of the allocated GPUs (a MIG instance's is its
+    physical GPU's) and the shared control nodes, so a replica can open its GPUs and no other — the
+    device-level half of CUDA_VISIBLE_DEVICES."""
     binds: list[str] = []
-    for node in nodes:
-        if os.path.exists(node):
-            binds += ["--dev-bind", node, node]
+    for node in gpu_nodes(devices):
+        binds += ["--dev-bind", str(node.host), f"/dev/{node.name}"]
     return binds
 
 
