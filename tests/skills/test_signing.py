@@ -3,6 +3,7 @@ file decides whose signatures count. Every refusal names the file or the key."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import tarfile
@@ -21,6 +22,7 @@ from fleetplane.skills.signing import (
     key_id,
     load_private_key,
     public_text,
+    read_envelope,
     sign_folder,
     write_keypair,
 )
@@ -171,6 +173,31 @@ def test_an_altered_envelope(signed: tuple[Path, str, TrustPolicy]) -> None:
     assert refusal(pack(folder), trust) == (
         f"tampered: summarize@1.0.0: the signature by key {kid} (release) does not verify: "
         "skill.dsse.json was altered"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"[1]", "the payload is not an in-toto Statement"),
+        (b'"a statement"', "the payload is not an in-toto Statement"),
+        (
+            b'{"_type": "https://in-toto.io/Statement/v1", "subject": [], "predicate": [1]}',
+            "the statement's predicate is not a mapping",
+        ),
+    ],
+)
+def test_an_envelope_whose_payload_is_not_a_statement_fails_closed(payload: bytes, problem: str) -> None:
+    envelope = {
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": "k", "sig": ""}],
+    }
+    with pytest.raises(SkillError) as refused:
+        read_envelope(orjson.dumps(envelope), "summarize@1.0.0: skill.dsse.json")
+    assert (refused.value.kind, refused.value.message) == (
+        "tampered",
+        f"summarize@1.0.0: skill.dsse.json: the signature envelope is malformed ({problem})",
     )
 
 

@@ -145,8 +145,14 @@ def read_envelope(data: bytes, label: str) -> Envelope:
             (str(s["keyid"]), base64.b64decode(s["sig"], validate=True)) for s in raw["signatures"]
         )
         body = orjson.loads(payload)
-        if body.get("_type") != STATEMENT_TYPE or not isinstance(body.get("subject"), list):
+        if (
+            not isinstance(body, dict)
+            or body.get("_type") != STATEMENT_TYPE
+            or not isinstance(body.get("subject"), list)
+        ):
             raise ValueError("the payload is not an in-toto Statement")
+        if not isinstance(body.get("predicate", {}), dict):
+            raise ValueError("the statement's predicate is not a mapping")
         for subject in body["subject"]:
             if not isinstance(subject["name"], str) or not isinstance(subject["digest"]["sha256"], str):
                 raise ValueError("a subject lacks its name or sha256")
