@@ -167,6 +167,11 @@ class TracingPolicy(Policy):
         span.close(end_time_ns=end_ns)
 
     def _metrics(self, ctx: RequestContext, error: GatewayError | None) -> None:
+        """The gateway's decision counters; the model call's own metrics are the span's (`close`)."""
+        attempts = ctx.attempts
+        quiet = error is None and ctx.cache_status not in ("hit", "miss") and len(attempts) <= 1
+        if quiet and (not attempts or ctx.served_by is not None or not attempts[0].error):
+            return  # the common case (one attempt that served, no cache, no denial): nothing to count
         metrics = self.telemetry.metrics
         tenant = {sc.FP_TEAM: ctx.tenant.team, sc.FP_ORGANIZATION: ctx.tenant.organization}
         if ctx.cache_status in ("hit", "miss"):

@@ -161,8 +161,18 @@ class GenAISpan:
         self._span.set_attribute(key, scrub_value(key, value))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Like `set` for each, handed to the span in one call (one pass through the SDK's lock)."""
+        batch: dict[str, Any] = {}
         for key, value in attributes.items():
-            self.set(key, value)
+            if value is None:
+                continue
+            if self._extras_set >= MAX_EXTRA_ATTRIBUTES:
+                self._extras_dropped += 1
+                continue
+            self._extras_set += 1
+            batch[key] = scrub_value(key, value)
+        if batch:
+            self._span.set_attributes(batch)
 
     def _own(self, key: str, value: Any) -> None:
         if value is not None:
@@ -180,12 +190,18 @@ class GenAISpan:
         self, *, id: str | None = None, model: str | None = None, finish_reasons: Sequence[str] | None = None
     ) -> None:
         self.response_id = id or self.response_id
-        self._own(sc.GEN_AI_RESPONSE_ID, id)
         self.outcome.response_model = model or self.outcome.response_model
-        self._own(sc.GEN_AI_RESPONSE_MODEL, model)
         if finish_reasons is not None:
             self.outcome.finish_reasons = [str(reason) for reason in finish_reasons]
-            self._own(sc.GEN_AI_RESPONSE_FINISH_REASONS, self.outcome.finish_reasons)
+        self._own_all(
+            {
+                sc.GEN_AI_RESPONSE_ID: id,
+                sc.GEN_AI_RESPONSE_MODEL: model,
+                sc.GEN_AI_RESPONSE_FINISH_REASONS: None
+                if finish_reasons is None
+                else self.outcome.finish_reasons,
+            }
+        )
 
     def set_usage(self, usage: TokenUsage) -> None:
         """Usage as the provider reported it; `input_tokens` must already include cached tokens."""
@@ -306,13 +322,16 @@ class GenAISpan:
     def _finish(self) -> None:
         outcome = self.outcome
         if outcome.error_type is not None:
-            self._own(sc.ERROR_TYPE, outcome.error_type)
             self._span.set_status(Status(StatusCode.ERROR, self._error_description or outcome.error_type))
         if self.context_window and outcome.usage is not None and outcome.context_utilization is None:
             outcome.context_utilization = outcome.usage.input_tokens / self.context_window
-        self._own(sc.FP_CONTEXT_UTILIZATION, outcome.context_utilization)
-        if self._extras_dropped:
-            self._own(sc.FP_ATTRIBUTES_DROPPED, self._extras_dropped)
+        self._own_all(
+            {
+                sc.ERROR_TYPE: outcome.error_type,
+                sc.FP_CONTEXT_UTILIZATION: outcome.context_utilization,
+                sc.FP_ATTRIBUTES_DROPPED: self._extras_dropped or None,
+            }
+        )
         self._write_content()
         if self._spans.metrics is not None:
             self._spans.metrics.record_outcome(outcome)
