@@ -1,6 +1,6 @@
 """L2 in process keeps a bounded state however many distinct requests pass: the repeat counts and
-conversation sizes live in their own LRU (at most MAX_TRACKED entries, each for its window or TTL), and
-nothing is kept per request once it ended. An injected clock, exact counts."""
+conversation sizes live in the breaker store's own LRU (at most MAX_COUNTERS entries, each for its window
+or TTL), and nothing is kept per request once it ended. An injected clock, exact counts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from fleetplane.gateway.breaker.policy import CONVERSATION_TTL, MAX_TRACKED, BreakerPolicy
+from fleetplane.gateway.breaker.policy import CONVERSATION_TTL, BreakerPolicy
 from fleetplane.gateway.breaker.rules import BreakerRule
 from fleetplane.gateway.cooldown import Cooldowns
 from fleetplane.manifests.breaker import BreakerSpec
+from fleetplane.state.breaker.counters import MAX_COUNTERS
 from fleetplane.state.breaker.memory import MemoryBreakerStore
 from fleetplane.state.clock import ManualClock
 from fleetplane.state.kv import MemoryKV
@@ -42,26 +43,30 @@ def _ctx(n: int) -> Any:
     )
 
 
-def _policy(clock: ManualClock, tracked: MemoryKV | None = None) -> tuple[BreakerPolicy, MemoryKV]:
+def _policy(clock: ManualClock, max_counters: int = MAX_COUNTERS) -> tuple[BreakerPolicy, MemoryKV]:
     kv = MemoryKV(clock=clock)
     rule = BreakerRule("Breaker/agent-guard", "agent", "*", GUARD)
-    store = MemoryBreakerStore(clock=clock)
-    policy = BreakerPolicy(store, kv, Cooldowns(kv), rules=lambda: [rule], tracked=tracked)
+    store = MemoryBreakerStore(clock=clock, max_counters=max_counters)
+    policy = BreakerPolicy(store, kv, Cooldowns(kv), rules=lambda: [rule])
     return policy, kv
+
+
+def _counters(policy: BreakerPolicy) -> int:
+    assert isinstance(policy.store, MemoryBreakerStore)
+    return len(policy.store.counters)
 
 
 def test_unique_requests_leave_a_bounded_state_in_process() -> None:
     async def run() -> None:
         clock = ManualClock()
         policy, kv = _policy(clock)
-        assert isinstance(policy.tracked, MemoryKV) and policy.tracked is not kv
-        for n in range(MAX_TRACKED):  # two entries each: twice the cap
+        for n in range(MAX_COUNTERS):  # two entries each: twice the cap
             ctx = _ctx(n)
             assert await policy.on_request(ctx) is None
             await policy.on_complete(ctx, None)
             clock.advance(0.001)
         # One repeat count and one conversation size per request, capped; nothing per request left.
-        assert len(policy.tracked) == MAX_TRACKED
+        assert _counters(policy) == MAX_COUNTERS
         assert policy._watches == {}
         assert len(kv) == 0  # the gateway's shared KV (cooldowns) got none of it
         # Past the repeats window the counts go; past the conversation TTL the sizes go too.
@@ -69,7 +74,7 @@ def test_unique_requests_leave_a_bounded_state_in_process() -> None:
         ctx = _ctx(-1)
         await policy.on_request(ctx)
         await policy.on_complete(ctx, None)
-        assert len(policy.tracked) == 2
+        assert _counters(policy) == 2
 
     asyncio.run(run())
 
@@ -78,7 +83,7 @@ def test_a_loop_is_not_forgotten_among_many_unique_requests() -> None:
     async def run() -> None:
         clock = ManualClock()
         cap = 100
-        policy, _ = _policy(clock, MemoryKV(clock=clock, max_entries=cap))
+        policy, _ = _policy(clock, cap)
         for n in range(1, 6):
             # The looping request is sent again after as many unique ones as the LRU can take besides
             # it (two entries each, the loop's own two kept): it is touched each time, so never evicted.
@@ -90,7 +95,7 @@ def test_a_loop_is_not_forgotten_among_many_unique_requests() -> None:
             assert await policy.on_request(loop) is None, n
             await policy.on_complete(loop, None)
             clock.advance(1.0)
-        assert len(policy.tracked) == cap
+        assert _counters(policy) == cap
         refused = _ctx(0)
         try:
             await policy.on_request(refused)

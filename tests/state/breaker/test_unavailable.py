@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from breaker_support import spec_with
 
-from fleetplane.state.breaker import BreakerStoreUnavailable, RedisBreakerStore, Trigger
+from fleetplane.state.breaker import BreakerStoreUnavailable, RedisBreakerStore, Step, Trigger
 from fleetplane.state.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +53,8 @@ async def test_every_operation_raises_one_type_when_redis_is_down(refusing_url: 
         store.reset(SPEC.key),
         store.snapshot(),
         store.snapshot([SPEC.key]),
+        store.arrive([(SPEC, [Step("count", "repeats", member="f", ttl=60)])]),
+        store.record([(SPEC, [Step("observe", "repeats", 1.0), Step("probe_done", good=True)])]),
     ]
     for call in calls:
         with pytest.raises(BreakerStoreUnavailable, match="breaker store unreachable"):

@@ -6,11 +6,20 @@ Imports nothing from fleetplane but `state.clock`. See docs/breakers-engine.md.
 """
 
 from fleetplane.state.breaker.memory import MemoryBreakerStore
-from fleetplane.state.breaker.model import BreakerSnapshot, BreakerSpec, Status, Trigger, Verdict
+from fleetplane.state.breaker.model import (
+    Arrived,
+    BreakerSnapshot,
+    BreakerSpec,
+    Status,
+    Step,
+    Trigger,
+    Verdict,
+)
 from fleetplane.state.breaker.redis_store import RedisBreakerStore
 from fleetplane.state.breaker.store import BreakerStore, BreakerStoreUnavailable, open_breaker_store
 
 __all__ = [
+    "Arrived",
     "BreakerSnapshot",
     "BreakerSpec",
     "BreakerStore",
@@ -18,6 +27,7 @@ __all__ = [
     "MemoryBreakerStore",
     "RedisBreakerStore",
     "Status",
+    "Step",
     "Trigger",
     "Verdict",
     "open_breaker_store",

@@ -21,6 +21,7 @@ local NUMBERS = {'opened_at', 'open_dur', 'level', 'trips', 'good', 'closed_at',
                  't_value', 't_threshold', 't_window', 't_samples'}
 local state_key, win_key, probe_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op, member = ARGV[1], ARGV[3]
+if op == 'arrive' or op == 'record' then index_key = KEYS[1] end
 local now = tonumber(ARGV[2])
 if now == nil then
   local t = redis.call('TIME')
@@ -34,6 +35,17 @@ local function fld(name, what, j) return name .. '|' .. what .. string.format('%
 local open_for, max_open_for = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_probes, close_after = tonumber(ARGV[6]), tonumber(ARGV[7])
 local probe_timeout, idle_ttl = tonumber(ARGV[8]), tonumber(ARGV[9])
+local spec_json = ARGV[10]
+
+-- a batch moves from breaker to breaker: the functions below read these upvalues
+local function bind(keys_at, args, i)
+  state_key, win_key, probe_key = KEYS[keys_at], KEYS[keys_at + 1], KEYS[keys_at + 2]
+  member = args[i]
+  open_for, max_open_for = tonumber(args[i + 1]), tonumber(args[i + 2])
+  max_probes, close_after = tonumber(args[i + 3]), tonumber(args[i + 4])
+  probe_timeout, idle_ttl = tonumber(args[i + 5]), tonumber(args[i + 6])
+  spec_json = args[i + 7]
+end
 
 -- state ---------------------------------------------------------------------------------------------
 
@@ -59,7 +71,7 @@ local function fresh() return {status = 'closed', level = 0, trips = 0, good = 0
 
 local function save(s)
   local f = {'status', s.status, 'level', num(s.level), 'trips', num(s.trips), 'good', num(s.good),
-             'expires', num(now + idle_ttl), 'spec', ARGV[10]}
+             'expires', num(now + idle_ttl), 'spec', spec_json}
   if s.opened_at then
     f[#f + 1] = 'opened_at'; f[#f + 1] = num(s.opened_at)
     f[#f + 1] = 'open_dur'; f[#f + 1] = num(s.open_dur)
@@ -189,7 +201,7 @@ end
 
 -- operations ----------------------------------------------------------------------------------------
 
-if op == 'check' then
+local function do_check()
   local s = load()
   if not s then return verdict(fresh(), false) end
   if s.status == 'half_open' then
@@ -202,11 +214,9 @@ if op == 'check' then
     end
   end
   return verdict(s, false)
+end
 
-elseif op == 'observe' then
-  local name, kind = ARGV[11], ARGV[12]
-  local window, threshold, min_samples = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-  local amount, bad, sample, probe = tonumber(ARGV[16]), ARGV[17] == '1', tonumber(ARGV[18]), ARGV[19] == '1'
+local function do_observe(name, kind, window, threshold, min_samples, amount, bad, sample, probe)
   local s = load() or fresh()
   -- refused traffic is not counted: the window after an opening starts from the probes
   if s.status == 'open' then return verdict(s, false) end
@@ -221,8 +231,9 @@ elseif op == 'observe' then
   end
   save(s)
   return verdict(s, judged)
+end
 
-elseif op == 'probe_done' then
+local function do_probe_done(good)
   local s = load()
   if not s then return verdict(fresh(), false) end
   if s.status ~= 'half_open' then return verdict(s, false) end
@@ -230,7 +241,7 @@ elseif op == 'probe_done' then
   -- nothing in flight: a late report from an earlier opening, or a lease that ran out
   if redis.call('ZCARD', probe_key) == 0 then return verdict(s, false) end
   redis.call('ZPOPMIN', probe_key)
-  if ARGV[11] == '1' then
+  if good then
     s.good = s.good + 1
     if s.good >= close_after then close(s) end
   else
@@ -238,6 +249,72 @@ elseif op == 'probe_done' then
   end
   save(s)
   return verdict(s, false)
+end
+
+-- one step of a batch at ARGV[i]; returns its verdict (nil: nothing observed) and the next index
+local function do_step(i, granted)
+  local kind_of = ARGV[i]
+  if kind_of == 'probe_done' then return do_probe_done(ARGV[i + 1] == '1'), i + 2 end
+  local name, kind = ARGV[i + 1], ARGV[i + 2]
+  local window, threshold, min_samples = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local amount, bad, sample = tonumber(ARGV[i + 6]), ARGV[i + 7] == '1', tonumber(ARGV[i + 8])
+  local probe = ARGV[i + 9] == '1'
+  if granted ~= nil then probe = granted end
+  local counter, ttl_ms = KEYS[tonumber(ARGV[i + 10])], ARGV[i + 11]
+  if kind_of == 'count' then
+    amount = redis.call('INCR', counter)
+    if amount == 1 then redis.call('PEXPIRE', counter, ttl_ms) end
+  elseif kind_of == 'growth' then
+    local previous = redis.call('SET', counter, ARGV[i + 6], 'PX', ttl_ms, 'GET')
+    if not previous then return nil, i + 12 end
+    amount = math.max(0, amount - tonumber(previous))
+  end
+  return do_observe(name, kind, window, threshold, min_samples, amount, bad, sample, probe), i + 12
+end
+
+if op == 'check' then
+  return do_check()
+
+elseif op == 'observe' then
+  return do_observe(ARGV[11], ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]),
+    tonumber(ARGV[16]), ARGV[17] == '1', tonumber(ARGV[18]), ARGV[19] == '1')
+
+elseif op == 'probe_done' then
+  return do_probe_done(ARGV[11] == '1')
+
+elseif op == 'arrive' or op == 'record' then
+  -- ARGV[3]: breakers; then per breaker: its first key's index, member, 7 spec fields, steps, steps...
+  local out, i = {}, 4
+  for _ = 1, tonumber(ARGV[3]) do
+    bind(tonumber(ARGV[i]), ARGV, i + 1)
+    local steps = tonumber(ARGV[i + 9])
+    i = i + 10
+    if op == 'record' then
+      local rows = {}
+      for _ = 1, steps do
+        local v
+        v, i = do_step(i, nil)
+        rows[#rows + 1] = v or verdict(fresh(), false)
+      end
+      out[#out + 1] = rows
+    else
+      local v = do_check()
+      local granted = v[2] == '1' and v[3] == '1'
+      if v[2] == '1' then
+        for _ = 1, steps do
+          local w
+          w, i = do_step(i, granted)
+          if w then v = w end
+          if v[2] ~= '1' then break end
+        end
+      end
+      table.insert(v, 1, granted and '1' or '0')
+      out[#out + 1] = v
+      -- the first refusal ends the arrival: later breakers are not checked, as one by one
+      if v[3] ~= '1' then return out end
+    end
+  end
+  return out
 
 elseif op == 'snapshot' then
   local s = load()

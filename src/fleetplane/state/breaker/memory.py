@@ -1,6 +1,7 @@
 """The in-process breaker store: the embedded default, one gateway process.
 
-Each method runs to completion without awaiting, so asyncio tasks never see a half-made change. The
+Each method runs to completion without suspending (a batch awaits only these methods, which never
+suspend), so asyncio tasks never see a half-made change. The
 state machine here and the Lua script in `lua.py` are two spellings of one design (docs/breakers-engine.md);
 the shared test suite holds them to the same answers.
 """
@@ -11,11 +12,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from fleetplane.state.breaker.counters import MAX_COUNTERS, Counters
 from fleetplane.state.breaker.model import (
     CLOSED,
+    Arrived,
     BreakerSnapshot,
     BreakerSpec,
     Status,
+    Step,
     Trigger,
     TripRecord,
     Verdict,
@@ -50,10 +54,11 @@ def check_observation(amount: float, sample: float) -> None:
 
 
 class MemoryBreakerStore:
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, max_counters: int = MAX_COUNTERS) -> None:
         self._clock = clock
         self._breakers: dict[str, _Breaker] = {}
         self._writes = 0
+        self.counters = Counters(max_entries=max_counters)  # `count` and `growth` steps
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -179,6 +184,44 @@ class MemoryBreakerStore:
                 self._close(b, now)
         return self._verdict(b, now)
 
+    async def arrive(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[Arrived]:
+        out: list[Arrived] = []
+        for spec, steps in items:
+            verdict = await self.check(spec)
+            granted = verdict.admitted and verdict.probe
+            if verdict.admitted:
+                for step in steps:
+                    verdict = await self._step(spec, step, probe=granted) or verdict
+                    if not verdict.admitted:
+                        break
+            out.append(Arrived(granted, verdict))
+            if not verdict.admitted:
+                break
+        return out
+
+    async def record(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[list[Verdict]]:
+        return [
+            [await self._step(spec, step, probe=step.probe) or CLOSED for step in steps]
+            for spec, steps in items
+        ]
+
+    async def _step(self, spec: BreakerSpec, step: Step, *, probe: bool) -> Verdict | None:
+        """The step's verdict; None when it observed nothing (a conversation's first turn)."""
+        if step.op == "probe_done":
+            return await self.probe_done(spec, good=step.good)
+        amount = step.amount
+        if step.op in ("count", "growth"):
+            now = self._clock.now()
+            key = f"{spec.key}|{step.trigger}|{step.member}"
+            if step.op == "count":
+                amount = float(self.counters.incr(key, step.ttl, now))
+            else:
+                previous = self.counters.swap(key, step.amount, step.ttl, now)
+                if previous is None:
+                    return None  # a first turn: nothing grew
+                amount = max(0.0, step.amount - previous)
+        return await self.observe(spec, step.trigger, amount, bad=step.bad, sample=step.sample, probe=probe)
+
     async def reset(self, key: str) -> bool:
         return self._breakers.pop(key, None) is not None
 
@@ -215,6 +258,7 @@ class MemoryBreakerStore:
 
     async def close(self) -> None:
         self._breakers.clear()
+        self.counters.clear()
 
     @staticmethod
     def _record(t: Trigger, value: float, samples: float) -> TripRecord:

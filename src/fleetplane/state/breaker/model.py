@@ -140,3 +140,39 @@ class TripRecord:
     threshold: float
     window: float
     samples: float
+
+
+StepOp = Literal["observe", "count", "growth", "probe_done"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation on a breaker inside a batch (`arrive` or `record`): one script call for many.
+
+    - `observe`: `observe(spec, trigger, amount, bad=, sample=, probe=)` (in `arrive`, `probe` is the
+      check's grant).
+    - `count`: add one to the counter `member` of `trigger` (it lives `ttl` seconds from its first
+      count), then observe the count — a request fingerprint seen N times.
+    - `growth`: remember `amount` as `member`'s size for `ttl` seconds; when a size was remembered,
+      observe how much it grew (never below 0) — a conversation's input from turn to turn.
+    - `probe_done`: `probe_done(spec, good=)`.
+    """
+
+    op: StepOp
+    trigger: str = ""
+    amount: float = 0.0
+    bad: bool = False
+    sample: float = 1.0
+    probe: bool = False
+    good: bool = False
+    member: str = ""
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """One breaker's answer in `arrive`: whether its check granted a probe, and the verdict that stands
+    (the refusal, or the last observation's)."""
+
+    probe: bool
+    verdict: Verdict

@@ -9,12 +9,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from fleetplane.state.breaker.lua import SCRIPT
 from fleetplane.state.breaker.memory import check_observation
-from fleetplane.state.breaker.model import BreakerSnapshot, BreakerSpec, Status, TripRecord, Verdict
+from fleetplane.state.breaker.model import (
+    CLOSED,
+    Arrived,
+    BreakerSnapshot,
+    BreakerSpec,
+    Status,
+    Step,
+    TripRecord,
+    Verdict,
+)
 from fleetplane.state.breaker.reasons import reason
 from fleetplane.state.breaker.store import BreakerStoreUnavailable
 from fleetplane.state.clock import Clock
@@ -131,6 +141,55 @@ class RedisBreakerStore:
 
     async def probe_done(self, spec: BreakerSpec, *, good: bool) -> Verdict:
         return _verdict(await self._call("probe_done", spec.key, *_spec_args(spec), "1" if good else "0"))
+
+    def _batch(
+        self, op: str, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of one `arrive` / `record` script call (layout in lua.py)."""
+        keys = [f"{self._prefix}breakers"]
+        args = [op, "" if self._clock is None else _num(self._clock.now()), str(len(items))]
+        for spec, steps in items:
+            args += [str(len(keys) + 1), spec.key, *_spec_args(spec), str(len(steps))]
+            keys += self._keys(spec.key)[:3]
+            for step in steps:
+                if step.op == "probe_done":
+                    args += ["probe_done", "1" if step.good else "0"]
+                    continue
+                t = spec.trigger(step.trigger)
+                check_observation(step.amount, step.sample)
+                counter = ttl = ""
+                if step.op in ("count", "growth"):
+                    keys.append(f"{self._prefix}breaker:{spec.key}:c:{t.name}:{step.member}")
+                    counter, ttl = str(len(keys)), str(max(1, math.ceil(step.ttl * 1000)))
+                args += [
+                    step.op,
+                    t.name,
+                    t.kind,
+                    _num(t.window),
+                    _num(t.threshold),
+                    str(t.min_samples),
+                    _num(step.amount),
+                    "1" if step.bad else "0",
+                    _num(step.sample),
+                    "1" if step.probe else "0",
+                    counter,
+                    ttl,
+                ]
+        return keys, args
+
+    async def arrive(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[Arrived]:
+        if not items:
+            return []
+        keys, args = self._batch("arrive", items)
+        rows = await _guard(lambda: self._script(keys=keys, args=args))
+        return [Arrived(row[0] == "1", _verdict(row[1:])) for row in rows]
+
+    async def record(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[list[Verdict]]:
+        if not any(steps for _, steps in items):
+            return [[] for _ in items]
+        keys, args = self._batch("record", items)
+        rows = await _guard(lambda: self._script(keys=keys, args=args))
+        return [[_verdict(row) if row else CLOSED for row in group] for group in rows]
 
     async def reset(self, key: str) -> bool:
         return bool(await self._call("reset", key))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from fleetplane.state.breaker.model import BreakerSnapshot, BreakerSpec, Verdict
+from fleetplane.state.breaker.model import Arrived, BreakerSnapshot, BreakerSpec, Step, Verdict
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 
 
@@ -43,6 +43,17 @@ class BreakerStore(Protocol):
     async def probe_done(self, spec: BreakerSpec, *, good: bool) -> Verdict:
         """A probe finished: good counts toward `close_after`; bad re-opens with a doubled opening.
         Ignored unless the breaker is half-open with a probe in flight."""
+        ...
+
+    async def arrive(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[Arrived]:
+        """A request's arrival at every breaker it answers to, in one call (one script call on Redis):
+        per breaker in order, `check`; when admitted, its steps (observations with `probe` = the check's
+        grant). The first refusal ends the arrival: the answer lists the breakers up to and including
+        it, so later ones were neither checked nor observed (as calling them one by one would do)."""
+        ...
+
+    async def record(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[list[Verdict]]:
+        """Every step of every breaker (observations, probe reports), in one call; one verdict per step."""
         ...
 
     async def reset(self, key: str) -> bool:
