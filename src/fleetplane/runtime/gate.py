@@ -15,6 +15,7 @@ any other), so the blocked one does not come back with the next server start; `r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -76,6 +77,17 @@ async def ask(gate: RolloutGate, run: GateRun) -> None:
     except Exception as exc:
         verdict = GateVerdict(False, f"the rollout gate failed: {type(exc).__name__}: {exc}")
     run.settle(verdict)
+
+
+async def cancel(run: GateRun) -> bool:
+    """Stop `run`'s gate if it is still running; True when it was."""
+    task = run.task
+    if task is None or task.done():
+        return False
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return True
 
 
 def gate_message(run: GateRun, ready: int, surge: str | None, surge_state: str | None) -> str | None:

@@ -33,12 +33,13 @@ from pathlib import Path, PurePosixPath
 from fleetplane.manifests.agent import Agent
 from fleetplane.manifests.agent import RolloutGate as GateSpec
 from fleetplane.runtime.autoscaler import Autoscaler, Scale, fixed_scale
-from fleetplane.runtime.gate import GateRequest, GateRun, GateVerdict, RolloutGate, ask, gate_message
+from fleetplane.runtime.gate import GateRequest, GateRun, GateVerdict, RolloutGate, ask, cancel
 from fleetplane.runtime.gpu import GpuAllocator, GpuUnavailable
 from fleetplane.runtime.keys import AgentKeys, KeyProblem
 from fleetplane.runtime.pool import AgentPool, Tracked
 from fleetplane.runtime.replica import Launcher, ReplicaState, SandboxError, Tier
 from fleetplane.runtime.revisions import AgentRevision, RevisionError, RevisionStore
+from fleetplane.runtime.rollout_status import rollout_message
 from fleetplane.runtime.specs import SpecError, SpecSettings, replica_spec
 from fleetplane.state.clock import SYSTEM_CLOCK, Clock
 from fleetplane.store.applied import AppliedRepository
@@ -219,7 +220,9 @@ class Reconciler:
         outdated = pool.outdated()
         gate = agent.spec.rollout.gate
         if outdated and gate is not None and await self._gated(pool, gate, outdated, serving, wanted):
-            pool.rollout_message = self._message(pool)
+            pool.rollout_message = rollout_message(
+                pool, now=self.clock.now(), deadline=self.progress_deadline
+            )
             pool.changed.set()
             return
         if outdated:
@@ -255,7 +258,7 @@ class Reconciler:
             warm.append(started)
         for t in warm[warm_wanted:]:
             self._retire(pool, t)
-        pool.rollout_message = self._message(pool)
+        pool.rollout_message = rollout_message(pool, now=self.clock.now(), deadline=self.progress_deadline)
         pool.changed.set()
 
     # -- the rollout gate ------------------------------------------------------------------------------
@@ -318,13 +321,8 @@ class Reconciler:
         self.wake()
 
     async def _cancel_gate(self, pool: AgentPool) -> None:
-        run = pool.gate
-        if run is None or run.task is None or run.task.done():
-            return
-        run.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run.task
-        pool.gate = None
+        if pool.gate is not None and await cancel(pool.gate):
+            pool.gate = None  # a gate cut short says nothing
 
     def _scale(self, pool: AgentPool, agent: Agent) -> Scale:
         policy = agent.spec.autoscaling
@@ -337,38 +335,6 @@ class Reconciler:
             scaler = pool.autoscaler = Autoscaler(policy, agent.spec.replicas, self.clock, initial=initial)
         scaler.observe(pool.in_flight)
         return scaler.decide()
-
-    def _message(self, pool: AgentPool) -> str:
-        if pool.error:
-            return pool.error
-        status = pool.status()
-        if pool.gate is not None and pool.revision.number in (pool.gate.number, pool.gate.undone):
-            held = [t for t in pool.current() if t.held]
-            said = gate_message(
-                pool.gate,
-                len(pool.routable()),
-                held[0].id if held else None,
-                held[0].state.value if held else None,
-            )
-            if said is not None:
-                return said
-        if status == "complete":
-            return f"revision {pool.revision.number}: {pool.scale.replicas} replica(s) ready"
-        if status == "scaled-to-zero":
-            return f"revision {pool.revision.number}: scaled to zero ({pool.scale.warm} warm)"
-        waiting = [t for t in pool.current() if not t.ready]
-        parts = [f"revision {pool.revision.number}: {len(pool.routable())} ready of {pool.scale.replicas}"]
-        if pool.outdated():
-            parts.append(f"{len(pool.outdated())} replica(s) of older revisions still serving")
-        for t in waiting[:1]:
-            last = t.replica.last_exit
-            detail = (
-                f"; last exit: {last.reason} {last.detail or last.code or last.signal or ''}" if last else ""
-            )
-            parts.append(f"{t.id} is {t.state.value} after {t.replica.restarts} restart(s){detail}".strip())
-        if self.clock.now() - pool.rollout_started > self.progress_deadline and waiting:
-            parts.append(f"no progress in {self.progress_deadline:g}s (stalled)")
-        return "; ".join(parts)
 
     async def _start(self, pool: AgentPool, agent: Agent, *, warm: bool = False) -> Tracked | None:
         revision = pool.revision
