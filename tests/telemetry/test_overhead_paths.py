@@ -13,7 +13,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from fleetplane.store.db import Store
+from fleetplane.telemetry import content
 from fleetplane.telemetry import semconv as sc
+from fleetplane.telemetry.content import scrub_secrets
 from fleetplane.telemetry.cost import TokenUsage
 from fleetplane.telemetry.metrics import CallRecord, GenAIMetrics
 from fleetplane.telemetry.records import EventRecord, SpanRecord, span_record
@@ -128,3 +130,14 @@ async def test_the_writer_writes_in_slices_and_lets_the_loop_run_between_them(st
     assert slices == [2, 2, 1]
     # The loop ran other work after the first slice and after the second, before the flush ended.
     assert {1, 2} <= set(ticks)
+
+
+def test_the_secret_scrubber_remembers_clean_strings_only() -> None:
+    secret = "Bearer sk-" + "a1" * 20
+    assert scrub_secrets(secret) == scrub_secrets(secret) == "Bearer [REDACTED]"
+    assert secret not in content._KNOWN_CLEAN
+    assert scrub_secrets("gpt-4o-mini") == "gpt-4o-mini"
+    assert "gpt-4o-mini" in content._KNOWN_CLEAN
+    long_clean = "x" * (content._KNOWN_CLEAN_LEN + 1)
+    assert scrub_secrets(long_clean) == long_clean
+    assert long_clean not in content._KNOWN_CLEAN

@@ -109,9 +109,23 @@ _MAYBE_SECRET = re.compile(
 )
 
 
+# Short strings already found clean: the same model, provider, team and deployment names recur on every
+# request, and a set lookup is several times cheaper than the search. Only clean strings are kept (never
+# one that held a secret); bounded, and emptied when full (unique ids fill it now and then).
+_KNOWN_CLEAN: set[str] = set()
+_KNOWN_CLEAN_MAX = 4096
+_KNOWN_CLEAN_LEN = 128
+
+
 def scrub_secrets(text: str) -> str:
     """`text` without anything that looks like an API key, token, password or private key."""
+    if text in _KNOWN_CLEAN:
+        return text
     if not _MAYBE_SECRET.search(text):
+        if len(text) <= _KNOWN_CLEAN_LEN:
+            if len(_KNOWN_CLEAN) >= _KNOWN_CLEAN_MAX:
+                _KNOWN_CLEAN.clear()
+            _KNOWN_CLEAN.add(text)
         return text
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(_replace_secret, text)
