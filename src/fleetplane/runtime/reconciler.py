@@ -287,17 +287,7 @@ class Reconciler:
             for t in pool.current():
                 self._retire(pool, t)  # the old revision keeps serving
             if run.undone is None:  # durably: the serving spec is the newest again (not after a restart)
-                try:
-                    undone = await self.revisions.undo(
-                        pool.name, to=run.request.baseline, now=self.clock.now()
-                    )
-                except RevisionError as exc:
-                    log.error(
-                        "agent %s: rolling back blocked revision %d failed: %s", pool.name, run.number, exc
-                    )
-                else:
-                    run.undone = undone.number
-                    self.wake()
+                await self._roll_back(pool, run, outdated)
             return True
         for t in serving:
             t.held = True  # only invokes pinned to this revision reach it until the gate passes
@@ -310,6 +300,22 @@ class Reconciler:
         if run.task is None and any(t.ready for t in serving[:1]) and self.gate is not None:
             run.task = asyncio.create_task(self._ask(pool, run), name=f"fleetplane-gate-{pool.name}")
         return True
+
+    async def _roll_back(self, pool: AgentPool, run: GateRun, outdated: list[Tracked]) -> None:
+        # By digest: the serving replicas keep the number they started as, which an undo since may have
+        # renumbered (a reused spec moves to its new number).
+        serving = max((t for t in outdated if t.routable), key=lambda t: t.number, default=None)
+        history = await self.revisions.history(pool.name)
+        to = next((h.number for h in history if serving is not None and h.digest == serving.digest), None)
+        try:
+            if to is None:
+                raise RevisionError("the serving revision is no longer in the history")
+            undone = await self.revisions.undo(pool.name, to=to, now=self.clock.now())
+        except RevisionError as exc:
+            log.error("agent %s: rolling back blocked revision %d failed: %s", pool.name, run.number, exc)
+            return
+        run.undone = undone.number
+        self.wake()
 
     async def _ask(self, pool: AgentPool, run: GateRun) -> None:
         assert self.gate is not None

@@ -249,3 +249,33 @@ async def test_the_gate_runs_off_the_loop_and_a_new_apply_cancels_it(
     assert surge.replica.spec.env["GREETING"] == "hallo"
     assert surge.held and launcher.started[2].stopped  # revision 2's surge replica is gone
     await r.stop()
+
+
+async def test_a_second_blocked_revision_rolls_back_to_the_same_serving_spec(
+    store, launcher, fleet, tmp_path
+) -> None:
+    gate = FakeGate(GateVerdict(False, "worse"))
+    gate.release.set()
+    r = await rolled_to_v2(store, launcher, fleet, tmp_path, gate)
+    pool = r.pools["bot"]
+    old = {t.id for t in pool.outdated()}
+    for _ in range(3):
+        await asyncio.sleep(0)
+        await r.sync()
+        await r.settle()
+    assert (pool.status(), pool.revision.number) == ("blocked", 3)
+    await fleet.apply(bot=GATED.replace("hello", "hallo"))  # revision 4, as bad
+    for _ in range(4):
+        await r.sync()
+        await ready_all(launcher)
+        await asyncio.sleep(0)
+        await r.settle()
+    history = await r.revisions.history("bot")
+    assert [(h.number, h.cause) for h in history] == [(2, "apply"), (4, "apply"), (5, "undo")]
+    assert (pool.status(), pool.revision.number) == ("blocked", 5)
+    assert pool.report()["message"] == (
+        "revision 4 blocked by its rollout gate (agent-bot): worse; "
+        "revision 1 keeps serving as revision 5 (2 ready)"
+    )
+    assert {t.id for t in pool.routable()} == old and greetings(launcher) == ["hello", "hello"]
+    assert [(a.candidate, a.baseline) for a in gate.asked] == [(2, 1), (4, 1)]
