@@ -63,7 +63,7 @@ async def wait_exit(process: asyncio.subprocess.Process) -> int:
 
 def dispose(cgroup: Cgroup, seen: set[int]) -> None:
     """Kill whatever is left in the cgroup, reap the orphans among it, remove the cgroup."""
-    cgroup.kill()
+    seen = seen | cgroup.kill()
     reap_orphans(seen | cgroup.pids())
     cgroup.remove()
     reap_orphans(seen)

@@ -287,7 +287,7 @@ class ManagedReplica:
         except TimeoutError:
             if self.cgroup is not None:
                 self._seen |= self.cgroup.pids()  # reaped after the exit: orphans among them are ours
-                await asyncio.to_thread(self.cgroup.kill)
+                self._seen |= await asyncio.to_thread(self.cgroup.kill)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGKILL)
 

@@ -15,6 +15,13 @@ from fleetplane.runtime.replica import HttpCheck, Probes, ProbeSpec, ReplicaStat
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("cgroups_ok")]
 
 
+def new_zombies(before: set[int]) -> list[int]:
+    """Our zombie children that were not there before the test: this replica's. (Another test's
+    leftovers — a server subprocess's sandbox orphaned to this process once it became a subreaper —
+    are not this test's to judge.)"""
+    return sorted(set(zombie_children()) - before)
+
+
 def describe(pids: list[int]) -> list[str]:
     """pid and command name of each zombie, for the failure message."""
     names = []
@@ -40,6 +47,7 @@ async def test_two_process_replicas_share_the_host_without_port_clashes(
 
 async def test_orphans_are_reaped_by_the_subreaper(supervisor: Any, make_spec: Any) -> None:
     assert supervisor.subreaper and is_subreaper()
+    before = set(zombie_children())
     # the subshell exits at once: its `sleep` is orphaned and re-parented to the supervisor
     command = "(sleep 60 &) ; echo spawned; exec sleep 60"
     replica = await supervisor.start(make_spec(("/bin/sh", "-c", command), tier="process"))
@@ -50,15 +58,16 @@ async def test_orphans_are_reaped_by_the_subreaper(supervisor: Any, make_spec: A
         await asyncio.sleep(0.05)
     assert len(replica.cgroup.pids()) >= 3  # forwarder, sh (now sleep), the orphaned sleep
     await replica.stop(grace=0.2)
-    assert zombie_children() == [], describe(zombie_children())
+    assert new_zombies(before) == [], describe(new_zombies(before))
 
 
 async def test_an_exit_is_seen_even_while_a_daemon_holds_the_output(supervisor: Any, make_spec: Any) -> None:
     # the background sleep keeps stdout open: the exit must not wait for it (asyncio's wait() would)
+    before = set(zombie_children())
     spec = make_spec(
         ("/bin/sh", "-c", "sleep 60 & echo started; exit 3"), tier="process", restart_policy="Never"
     )
     replica = await supervisor.start(spec)
     assert await replica.wait_for({ReplicaState.STOPPED}, timeout=20) == ReplicaState.STOPPED
     assert replica.last_exit.reason == "Exit" and replica.last_exit.code == 3
-    assert zombie_children() == [], describe(zombie_children())
+    assert new_zombies(before) == [], describe(new_zombies(before))

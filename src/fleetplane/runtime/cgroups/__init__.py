@@ -57,8 +57,9 @@ class Cgroup(Protocol):
 
     def memory_current(self) -> int: ...
 
-    def kill(self) -> None:
-        """SIGKILL every process in the cgroup (repeating until it is empty or a few rounds pass)."""
+    def kill(self) -> set[int]:
+        """SIGKILL every process in the cgroup (repeating until it is empty or a few rounds pass);
+        returns every pid it killed, so the caller can reap those re-parented to it."""
         ...
 
     def remove(self) -> None: ...

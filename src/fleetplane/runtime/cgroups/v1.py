@@ -63,8 +63,8 @@ class GroupV1:
     def memory_current(self) -> int:
         return read_int(self._dirs["memory"] / "memory.usage_in_bytes")
 
-    def kill(self) -> None:
-        _kill_all(self)
+    def kill(self) -> set[int]:
+        return _kill_all(self)
 
     def remove(self) -> None:
         for d in self._dirs.values():
@@ -134,17 +134,22 @@ def _stat(path: Path, key: str) -> int:
     return 0
 
 
-def _kill_all(group: Cgroup) -> None:
-    """SIGKILL until empty: a process may fork between reading cgroup.procs and the kill."""
+def _kill_all(group: Cgroup) -> set[int]:
+    """SIGKILL until empty: a process may fork between reading cgroup.procs and the kill. Returns every
+    pid killed — one forked during the kill is seen by a later round, and a dead process leaves
+    cgroup.procs at once, so this is the only record of it for reaping its zombie."""
     pids_of = group.pids
+    killed: set[int] = set()
     for _ in range(50):
         pids = pids_of()
         if not pids:
-            return
+            return killed
+        killed |= pids
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
+    return killed
 
 
 def _rmdir_retry(d: Path) -> None:

@@ -43,12 +43,13 @@ class GroupV2:
     def memory_current(self) -> int:
         return read_int(self.dir / "memory.current")
 
-    def kill(self) -> None:
+    def kill(self) -> set[int]:
+        members = self.pids()  # who is killed, for reaping (the kernel's kill below says nothing)
         kill_file = self.dir / "cgroup.kill"
         if kill_file.exists():  # Linux 5.14+: the kernel kills the whole tree atomically
             with contextlib.suppress(OSError):
                 kill_file.write_text("1")
-        _kill_all(self)
+        return members | _kill_all(self)
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
