@@ -224,6 +224,11 @@ class MemoryQuotaStore:
         while len(self._settled_order) > self._max_settled:
             _, rid = self._settled_order.popleft()
             self._settled.pop(rid, None)
+        if len(self._leases) > 2 * len(self._open) + 64:
+            # Settled reservations leave their lease entries behind until the lease would have ended
+            # (120 s of traffic): rebuilt from the open ones, the heap stays the size of what is open.
+            self._leases = [(r.deadline, r.id) for r in self._open.values()]
+            heapq.heapify(self._leases)
 
     def _expire_due(self, now: float, most: int | None) -> int:
         ended = 0
