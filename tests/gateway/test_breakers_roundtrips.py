@@ -120,3 +120,36 @@ def test_three_script_calls_per_request_for_three_breakers(redis_url: str) -> No
             await store.close()
 
     asyncio.run(run())
+
+
+def test_an_unreachable_store_is_rested_and_breakers_fail_open(monkeypatch: Any) -> None:
+    """After a failure the store is not asked for REST_AFTER_FAILURE seconds (a clock moved by hand)."""
+    from fleetplane.gateway.breaker import policy as module
+
+    now = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+
+    class Down:
+        calls = 0
+
+        async def arrive(self, items: Any) -> Any:
+            Down.calls += 1
+            raise module.BreakerStoreUnavailable("down")
+
+        record = arrive
+
+    async def run() -> None:
+        kv = MemoryKV()
+        policy = BreakerPolicy(Down(), kv, Cooldowns(kv), rules=lambda: RULES)  # type: ignore[arg-type]
+        attempt = SimpleNamespace(deployment=DEPLOYMENT, number=1)
+        for n in range(3):
+            ctx = _ctx(n + 1, "again")
+            assert await policy.on_request(ctx) is None  # fails open
+            await policy.before_attempt(ctx, attempt)
+            await policy.after_attempt(ctx, attempt, Outcome("ok", 200, TokenUsage(input_tokens=1)))
+        assert Down.calls == 1  # the first call failed; the rest were not sent
+        now[0] += module.REST_AFTER_FAILURE
+        await policy.on_request(_ctx(9, "again"))
+        assert Down.calls == 2
+
+    asyncio.run(run())

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fleetplane.gateway.breaker.fingerprint import conversation_id, request_fingerprint
 from fleetplane.gateway.breaker.rules import CONTEXT_GROWTH, CONTEXT_SIZE, COST, ERRORS, REPEATS, BreakerRule
@@ -24,13 +26,26 @@ from fleetplane.gateway.cooldown import Cooldowns
 from fleetplane.gateway.errors import GatewayError
 from fleetplane.gateway.policy import Outcome, Policy, Skip
 from fleetplane.gateway.quota.reserve import dollars, input_tokens
-from fleetplane.state.breaker import BreakerSpec, BreakerStore, BreakerStoreUnavailable, Step, Verdict
+from fleetplane.state.breaker import (
+    Arrived,
+    BreakerSpec,
+    BreakerStore,
+    BreakerStoreUnavailable,
+    Step,
+    Verdict,
+)
 from fleetplane.state.kv import KV
 
 log = logging.getLogger("fleetplane.gateway")
+T = TypeVar("T")
 
 # How long a conversation's last input size is remembered for the context-growth trigger.
 CONVERSATION_TTL = 3600.0
+
+# After the store failed to answer, it is not asked again for this long (breakers fail open meanwhile):
+# an outage costs a request nothing rather than a timeout per hook, and the first requests after Redis
+# returns are not judged by counters that missed everything while it was away (the gateway KV rests alike).
+REST_AFTER_FAILURE = 3.0
 
 # What counts against a deployment's error rate (a 429 is its limits speaking, and cools it down instead).
 _BAD = frozenset({"server_error", "timeout", "connection"})
@@ -75,9 +90,25 @@ class BreakerPolicy(Policy):
     ) -> None:
         self.store = store
         self.kv = kv
+        self._rest_until = float("-inf")
         self.cooldowns = cooldowns
         self._rules = rules
         self._watches: dict[str, _Watch] = {}
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        if time.monotonic() < self._rest_until:
+            raise BreakerStoreUnavailable("resting after a failure")
+        try:
+            return await call()
+        except BreakerStoreUnavailable:
+            self._rest_until = time.monotonic() + REST_AFTER_FAILURE
+            raise
+
+    async def _arrive(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[Arrived]:
+        return await self._guarded(lambda: self.store.arrive(items))
+
+    async def _record(self, items: Sequence[tuple[BreakerSpec, Sequence[Step]]]) -> list[list[Verdict]]:
+        return await self._guarded(lambda: self.store.record(items))
 
     # -- agent side ------------------------------------------------------------------------------------
 
@@ -99,7 +130,7 @@ class BreakerPolicy(Policy):
         if not items:
             return None
         try:
-            answers = await self.store.arrive([(spec, steps) for _, _, spec, steps in items])
+            answers = await self._arrive([(spec, steps) for _, _, spec, steps in items])
         except BreakerStoreUnavailable as exc:
             log.warning("breaker state unreachable (%s); %d breakers not checked", exc, len(items))
             return None
@@ -152,7 +183,7 @@ class BreakerPolicy(Policy):
         if not watch.probes:
             return
         try:
-            await self.store.record([(spec, [Step("probe_done", good=good)]) for spec in watch.probes])
+            await self._record([(spec, [Step("probe_done", good=good)]) for spec in watch.probes])
         except BreakerStoreUnavailable as exc:
             log.warning("breaker store unreachable (%s); %d probes not reported", exc, len(watch.probes))
         watch.probes.clear()
@@ -174,7 +205,7 @@ class BreakerPolicy(Policy):
         if not found:
             return
         try:
-            answers = await self.store.arrive([(spec, []) for _, spec in found])
+            answers = await self._arrive([(spec, []) for _, spec in found])
         except BreakerStoreUnavailable:
             return
         for (rule, spec), answer in zip(found, answers, strict=False):
@@ -218,7 +249,7 @@ class BreakerPolicy(Policy):
         if not items:
             return
         try:
-            verdicts = await self.store.record(items)
+            verdicts = await self._record(items)
         except BreakerStoreUnavailable as exc:
             log.warning("breaker store unreachable (%s); attempt %d not recorded", exc, attempt.number)
             return
