@@ -64,3 +64,14 @@ async def test_the_same_rootfs_runs_under_gvisor(
     assert await replica.wait_for({ReplicaState.READY}, timeout=60) == ReplicaState.READY
     assert (await http.get(replica, "/exists?path=/etc/hostname"))["exists"] is False
     assert (await http.get(replica, "/exists?path=/agent/probe_agent.py"))["exists"] is True
+
+
+def test_python_under_the_sandbox_tmpfs_is_bound_again_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkout and virtualenv in /tmp (as on CI) would be hidden by the sandbox's own /tmp.
+    from fleetplane.runtime.sandbox import rootfs
+
+    monkeypatch.setattr(rootfs, "_python_dirs", lambda: ["/opt/py", "/tmp/ci/.venv", "/tmp/ci/src", "/runx"])
+    assert [(b.source, b.dest) for b in rootfs.late_binds()] == [
+        ("/tmp/ci/.venv", "/tmp/ci/.venv"),
+        ("/tmp/ci/src", "/tmp/ci/src"),
+    ]

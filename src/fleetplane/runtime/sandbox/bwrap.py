@@ -29,7 +29,7 @@ from fleetplane.runtime.sandbox import (
     forwarder_config,
     host_python,
 )
-from fleetplane.runtime.sandbox.rootfs import host_binds
+from fleetplane.runtime.sandbox.rootfs import host_binds, late_binds
 from fleetplane.runtime.sandbox.seccomp import filter_fd
 
 AGENT_DIR = "/agent"
@@ -102,6 +102,9 @@ class BwrapSandbox:
         argv += gpu_binds(spec.resources.gpu_devices)
         argv += ["--size", str(spec.resources.disk_bytes), "--tmpfs", "/tmp"]
         argv += ["--size", str(1 << 20), "--tmpfs", "/run", "--bind", str(paths.run_dir), RUN_DIR]
+        if not spec.rootfs:
+            for bind in late_binds():
+                argv += ["--ro-bind", bind.source, bind.dest]
         argv += ["--ro-bind", str(FORWARDER), FORWARDER_INSIDE]
         argv += ["--size", str(1 << 20), "--tmpfs", SECRETS_DIR]
         for name, value in sorted(spec.secrets.items()):

@@ -31,7 +31,7 @@ from fleetplane.runtime.sandbox import (
     host_python,
 )
 from fleetplane.runtime.sandbox.files import write_secret_files
-from fleetplane.runtime.sandbox.rootfs import host_binds
+from fleetplane.runtime.sandbox.rootfs import host_binds, late_binds
 
 # Like a RuntimeClass's overhead.podFixed: the Sentry and Gofer (Go programs: every thread is a pid)
 # live in the replica's cgroup, so their share is added to the agent's limits rather than taken from it.
@@ -59,6 +59,8 @@ def oci_config(
         _mount(RUN_DIR, str(paths.run_dir), "rbind", "rw"),
         _mount(SECRETS_DIR, str(secrets), "rbind", "ro"),
     ]
+    if not spec.rootfs:
+        mounts += [_mount(b.dest, b.source, "rbind", "ro") for b in late_binds()]
     mounts.append(_mount(FORWARDER_INSIDE, str(FORWARDER), "rbind", "ro"))
     if spec.cwd:
         mounts.append(_mount("/agent", spec.cwd, "rbind", "ro"))

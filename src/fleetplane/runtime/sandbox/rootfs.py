@@ -34,6 +34,20 @@ def _python_dirs() -> list[str]:
     return sorted(d for d in dirs if not d.startswith("/usr/") and d != "/usr")
 
 
+# Mount points a sandbox covers with a tmpfs of its own after the host binds.
+SANDBOX_TMPFS = ("/tmp", "/run")
+
+
+def late_binds() -> list[Bind]:
+    """The Python directories that live under a sandbox's own tmpfs (a virtualenv or checkout in /tmp, as
+    on CI): bound again after that tmpfs is mounted, which would otherwise hide them."""
+    return [
+        Bind(d, d)
+        for d in _python_dirs()
+        if any(d == top or d.startswith(top + "/") for top in SANDBOX_TMPFS)
+    ]
+
+
 def host_binds() -> list[Bind]:
     binds: list[Bind] = []
     for top in TOP_DIRS:
