@@ -15,75 +15,24 @@ Every error names the expression and the 1-based position in it where the proble
 from __future__ import annotations
 
 import ast
-import functools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from fleetplane.manifests.expression_values import (
+    FUNCTION_LIST,
+    FUNCTIONS,
+    contains,
+    is_number,
+    to_text,
+    type_name,
+)
 
 MAX_LENGTH = 1000
 MAX_DEPTH = 32
 MAX_RESULT = 100_000  # characters or items an operator may build
 LITERAL_NAMES = {"true": True, "false": False, "null": None, "none": None}
 
-
-def _length(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, str | list | dict):
-        return len(value)
-    raise TypeError(f"length of {_type(value)}")
-
-
-def _text(name: str, method: Callable[[str], str]) -> Callable[[Any], Any]:
-    def apply(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise TypeError(f"{name} of {_type(value)}")
-        return method(value)
-
-    return apply
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
-
-
-def _default(value: Any, fallback: Any) -> Any:
-    return fallback if value is None else value
-
-
-def _join(value: Any, separator: Any = "") -> str:
-    if not isinstance(value, list) or not isinstance(separator, str):
-        raise TypeError(f"join of {_type(value)}")
-    return separator.join(to_text(item) for item in value)
-
-
-def _contains(value: Any, item: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        if not isinstance(item, str):
-            raise TypeError(f"contains of {_type(item)} in a string")
-        return item in value
-    if isinstance(value, list | dict):
-        return item in value
-    raise TypeError(f"contains in {_type(value)}")
-
-
-# name -> (function, fewest arguments, most arguments); a filter's input counts as the first.
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
-    "contains": (_contains, 2, 2),
-    "default": (_default, 2, 2),
-    "join": (_join, 1, 2),
-    "json": (_json, 1, 1),
-    "length": (_length, 1, 1),
-    "lower": (_text("lower", str.lower), 1, 1),
-    "upper": (_text("upper", str.upper), 1, 1),
-}
-_FUNCTION_LIST = ", ".join(sorted(FUNCTIONS))
 
 _REFUSED = {
     ast.Lambda: "lambda",
@@ -247,14 +196,14 @@ class _Checker:
             return []
         if isinstance(node, ast.Call):
             return self._call(node, node.func, list(node.args), node.keywords, 1)
-        raise self.fail(node, f"after '|' a filter is expected, one of: {_FUNCTION_LIST}")
+        raise self.fail(node, f"after '|' a filter is expected, one of: {FUNCTION_LIST}")
 
     def _call(
         self, node: ast.AST, func: ast.AST, args: list[ast.expr], keywords: list[ast.keyword], piped: int
     ) -> list[ast.AST]:
         if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
             called = func.id if isinstance(func, ast.Name) else ast.unparse(func)
-            raise self.fail(node, f"calling '{called}' is not allowed; functions: {_FUNCTION_LIST}")
+            raise self.fail(node, f"calling '{called}' is not allowed; functions: {FUNCTION_LIST}")
         if keywords:
             raise self.fail(node, f"'{func.id}' takes no keyword arguments")
         self._arity(node, func.id, len(args) + piped)
@@ -270,39 +219,6 @@ class _Checker:
 def _op_symbol(op: ast.operator) -> str:
     symbols = {ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitXor: "^"}
     return symbols.get(type(op), "@")
-
-
-def _type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def to_text(value: Any) -> str:
-    """How a value reads inside a template: null as empty, booleans as true/false, data as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return repr(value)
-    return _json(value)
 
 
 class _Evaluator:
@@ -336,8 +252,8 @@ class _Evaluator:
             operand = self.eval(node.operand)
             if isinstance(node.op, ast.Not):
                 return not operand
-            if not _number(operand):
-                raise self.fail(node, f"cannot negate {_type(operand)}")
+            if not is_number(operand):
+                raise self.fail(node, f"cannot negate {type_name(operand)}")
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Compare):
             return self._compare(node)
@@ -357,7 +273,9 @@ class _Evaluator:
     def _key(self, node: ast.expr | None) -> str:
         key = self.eval(node) if node is not None else None
         if not isinstance(key, str):
-            raise self.fail(node or ast.Constant(None), f"a mapping key must be a string, not {_type(key)}")
+            raise self.fail(
+                node or ast.Constant(None), f"a mapping key must be a string, not {type_name(key)}"
+            )
         return key
 
     def _get(self, node: ast.AST, base: Any, key: Any) -> Any:
@@ -368,7 +286,7 @@ class _Evaluator:
         if isinstance(base, list | str) and isinstance(key, int) and not isinstance(key, bool):
             return base[key] if -len(base) <= key < len(base) else None
         shown = repr(key) if isinstance(key, str) else to_text(key)
-        raise self.fail(node, f"{_type(base)} has no field {shown}")
+        raise self.fail(node, f"{type_name(base)} has no field {shown}")
 
     def _slice(self, node: ast.AST, base: Any, part: ast.Slice) -> Any:
         bounds = [self.eval(b) if b is not None else None for b in (part.lower, part.upper, part.step)]
@@ -377,7 +295,7 @@ class _Evaluator:
         if base is None:
             return None
         if not isinstance(base, list | str):
-            raise self.fail(node, f"cannot slice {_type(base)}")
+            raise self.fail(node, f"cannot slice {type_name(base)}")
         if bounds[2] == 0:
             raise self.fail(node, "a slice step cannot be zero")
         return base[slice(*bounds)]
@@ -392,15 +310,16 @@ class _Evaluator:
                 ok = left != right
             elif isinstance(op, ast.In | ast.NotIn):
                 try:
-                    ok = _contains(right, left) if right is not None else False
+                    ok = contains(right, left) if right is not None else False
                 except TypeError as exc:
                     raise self.fail(comparator, f"cannot test membership: {exc}") from None
                 ok = ok if isinstance(op, ast.In) else not ok
             else:
                 if not (
-                    (_number(left) and _number(right)) or (isinstance(left, str) and isinstance(right, str))
+                    (is_number(left) and is_number(right))
+                    or (isinstance(left, str) and isinstance(right, str))
                 ):
-                    raise self.fail(node, f"cannot compare {_type(left)} with {_type(right)}")
+                    raise self.fail(node, f"cannot compare {type_name(left)} with {type_name(right)}")
                 ok = {ast.Lt: left < right, ast.LtE: left <= right, ast.Gt: left > right}.get(
                     type(op), left >= right
                 )
@@ -411,7 +330,7 @@ class _Evaluator:
 
     def _arith(self, node: ast.BinOp, left: Any, right: Any) -> Any:
         op = type(node.op)
-        if _number(left) and _number(right):
+        if is_number(left) and is_number(right):
             try:
                 if op is ast.Add:
                     return left + right
@@ -431,7 +350,7 @@ class _Evaluator:
             if len(left) + len(right) > MAX_RESULT:
                 raise self.fail(node, f"the result is too large (more than {MAX_RESULT})")
             return left + right
-        raise self.fail(node, f"cannot {_BINARY[op]} {_type(left)} and {_type(right)}")
+        raise self.fail(node, f"cannot {_BINARY[op]} {type_name(left)} and {type_name(right)}")
 
     def _filter(self, node: ast.BinOp) -> Any:
         value = self.eval(node.left)
@@ -447,105 +366,3 @@ class _Evaluator:
             return function(*args)
         except TypeError as exc:
             raise self.fail(node, f"cannot take the {exc}") from None
-
-
-# --- templates ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Template:
-    """A string with `{{ expr }}` parts. A string that is one expression and nothing else evaluates to
-    the expression's value (a list stays a list); otherwise the parts are joined as text."""
-
-    source: str
-    parts: tuple[str | Expression, ...]
-
-    @property
-    def expressions(self) -> list[Expression]:
-        return [p for p in self.parts if isinstance(p, Expression)]
-
-    def render(self, scope: Mapping[str, Any]) -> Any:
-        if len(self.parts) == 1 and isinstance(self.parts[0], Expression):
-            return self.parts[0].evaluate(scope)
-        return "".join(p if isinstance(p, str) else to_text(p.evaluate(scope)) for p in self.parts)
-
-
-@functools.lru_cache(maxsize=4096)
-def compile_template(text: str, names: frozenset[str] | None = None) -> Template:
-    parts: list[str | Expression] = []
-    position = 0
-    while True:
-        start = text.find("{{", position)
-        if start < 0:
-            break
-        end = _closing(text, start + 2)
-        if end < 0:
-            raise ExprError("'{{' is not closed by '}}'", text, start + 1)
-        if start > position:
-            parts.append(text[position:start])
-        parts.append(_shifted(text, text[start + 2 : end], start + 2, names))
-        position = end + 2
-    if position < len(text):
-        parts.append(text[position:])
-    if len(parts) == 1 and isinstance(parts[0], Expression) and text.strip() != text:
-        parts = [text[: len(text) - len(text.lstrip())], parts[0], text[len(text.rstrip()) :]]
-    return Template(text, tuple(parts))
-
-
-def _shifted(text: str, inner: str, offset: int, names: frozenset[str] | None) -> Expression:
-    """Compile the expression found at `offset` in `text`; an error points into the whole text."""
-    try:
-        return compile_expr(inner, names=names)
-    except ExprError as exc:
-        lead = len(inner) - len(inner.lstrip())
-        raise ExprError(exc.message, text, offset + lead + exc.position) from None
-
-
-def _closing(text: str, start: int) -> int:
-    """Where `}}` closes an expression, skipping quoted strings (a '}}' inside quotes is text)."""
-    quote: str | None = None
-    i = start
-    while i < len(text) - 1:
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif text.startswith("}}", i):
-            return i
-        i += 1
-    return -1
-
-
-@functools.lru_cache(maxsize=4096)
-def compile_condition(text: str, names: frozenset[str] | None = None) -> Expression:
-    """A condition is a bare expression; `{{ expr }}` is accepted too."""
-    stripped = text.strip()
-    if stripped.startswith("{{") and _closing(stripped, 2) == len(stripped) - 2:
-        return _shifted(text, stripped[2:-2], text.index("{{") + 2, names)
-    return compile_expr(text, names=names)
-
-
-def render(value: Any, scope: Mapping[str, Any]) -> Any:
-    """A JSON-like value with every string that holds `{{ }}` rendered."""
-    if isinstance(value, str):
-        return compile_template(value).render(scope) if "{{" in value else value
-    if isinstance(value, dict):
-        return {k: render(v, scope) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, scope) for v in value]
-    return value
-
-
-def template_expressions(value: Any, names: frozenset[str] | None = None) -> list[Expression]:
-    """Every expression in a JSON-like template value (compiling each, so errors surface)."""
-    if isinstance(value, str):
-        return compile_template(value, names).expressions if "{{" in value else []
-    if isinstance(value, dict):
-        return [e for v in value.values() for e in template_expressions(v, names)]
-    if isinstance(value, list):
-        return [e for v in value for e in template_expressions(v, names)]
-    return []

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fleetplane.manifests.expressions import ExprError, Expression, compile_expr, to_text
+from fleetplane.manifests.expression_values import to_text
+from fleetplane.manifests.expressions import ExprError, Expression, compile_expr
 
 _OPENERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
 _FOR = re.compile(r"^for\s+([A-Za-z][A-Za-z0-9_]*)\s+in\s+(.+)$", re.S)

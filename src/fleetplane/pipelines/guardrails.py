@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
-from fleetplane.manifests.expressions import ExprError, compile_condition, render
+from fleetplane.manifests.expression_templates import compile_condition, render
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.pipeline import Validation
 from fleetplane.pipelines.gateway import GatewayClient, GatewayError
 

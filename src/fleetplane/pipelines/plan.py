@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from fleetplane.manifests.errors import ManifestError, ManifestErrors, render_path
-from fleetplane.manifests.expressions import ExprError, Expression, compile_condition, compile_template
+from fleetplane.manifests.expression_templates import compile_condition, compile_template
+from fleetplane.manifests.expressions import ExprError, Expression
 from fleetplane.manifests.pipeline import ROUTED, Pipeline, PipelineSpec, Step, Validation
 
 Loc = tuple[str | int, ...]

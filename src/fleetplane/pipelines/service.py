@@ -27,7 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fleetplane.manifests.errors import ManifestErrors
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.secrets import SecretUnavailable, read_secret
 from fleetplane.pipelines.approvals import STATUSES as APPROVAL_STATUSES
 from fleetplane.pipelines.approvals import ApprovalError, ApprovalInvalid, Approvals

@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from fleetplane.manifests.expressions import ExprError, compile_condition, render
+from fleetplane.manifests.expression_templates import compile_condition, render
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.pipeline import Route, Sink
 from fleetplane.pipelines.context import RunContext
 from fleetplane.pipelines.faults import crash_point

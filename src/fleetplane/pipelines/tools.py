@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.pipelines.context import RunContext
 from fleetplane.pipelines.gates import gate
 from fleetplane.pipelines.journal import idempotency_key, value_hash

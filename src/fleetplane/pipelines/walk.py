@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fleetplane.manifests.expressions import ExprError, render
+from fleetplane.manifests.expression_templates import render
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.pipeline import ROUTED, Step
 from fleetplane.pipelines.checks import RetryStep, guard
 from fleetplane.pipelines.context import RunContext

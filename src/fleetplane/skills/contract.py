@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 
 EffectKind = Literal["pure", "read", "write", "external"]
 Approval = Literal["never", "always", "when"]

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetplane.manifests.errors import ManifestError
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.source import YamlDocument, read_yaml
 from fleetplane.skills.checks import Checker
 from fleetplane.skills.schema import validate

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.skills.errors import SkillError
 from fleetplane.skills.evalcases import EXPECTATION_NAMES, EvalCase, EvalSuite
 from fleetplane.skills.loaded import LoadedSkill, SkillContext

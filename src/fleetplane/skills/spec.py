@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from fleetplane.manifests.errors import ManifestError, render_path
-from fleetplane.manifests.expressions import ExprError, compile_condition
+from fleetplane.manifests.expression_templates import compile_condition
+from fleetplane.manifests.expressions import ExprError
 from fleetplane.manifests.source import read_yaml
 from fleetplane.manifests.templates import TemplateError, compile_block_template
 from fleetplane.skills.checks import Checker, Loc
