@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from fleetplane.telemetry import semconv as sc
+from fleetplane.telemetry import span_names
 from fleetplane.telemetry.cost import TokenUsage
 from fleetplane.telemetry.setup import InMemorySink, Telemetry
 
@@ -162,14 +163,14 @@ def test_otel_latest_experimental_switches_to_the_newest_names() -> None:
 @pytest.mark.parametrize(
     ("builder", "argument", "expected"),
     [
-        (sc.chat_span_name, "gpt-4o", "chat gpt-4o"),
-        (sc.embeddings_span_name, "e3", "embeddings e3"),
-        (sc.retrieval_span_name, "kb", "retrieval kb"),
-        (sc.invoke_agent_span_name, "planner", "invoke_agent planner"),
-        (sc.create_agent_span_name, "planner", "create_agent planner"),
-        (sc.execute_tool_span_name, "search", "execute_tool search"),
-        (sc.invoke_workflow_span_name, "triage", "invoke_workflow triage"),
-        (sc.invoke_agent_span_name, None, "invoke_agent"),
+        (span_names.chat_span_name, "gpt-4o", "chat gpt-4o"),
+        (span_names.embeddings_span_name, "e3", "embeddings e3"),
+        (span_names.retrieval_span_name, "kb", "retrieval kb"),
+        (span_names.invoke_agent_span_name, "planner", "invoke_agent planner"),
+        (span_names.create_agent_span_name, "planner", "create_agent planner"),
+        (span_names.execute_tool_span_name, "search", "execute_tool search"),
+        (span_names.invoke_workflow_span_name, "triage", "invoke_workflow triage"),
+        (span_names.invoke_agent_span_name, None, "invoke_agent"),
     ],
 )
 def test_otel_span_name_builders(builder: Any, argument: str | None, expected: str) -> None:
@@ -177,5 +178,5 @@ def test_otel_span_name_builders(builder: Any, argument: str | None, expected: s
 
 
 def test_otel_mcp_span_names() -> None:
-    assert sc.mcp_span_name("tools/call", "get_weather") == "tools/call get_weather"
-    assert sc.mcp_span_name("initialize") == "initialize"
+    assert span_names.mcp_span_name("tools/call", "get_weather") == "tools/call get_weather"
+    assert span_names.mcp_span_name("initialize") == "initialize"

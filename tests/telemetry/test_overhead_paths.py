@@ -17,7 +17,8 @@ from fleetplane.telemetry import content
 from fleetplane.telemetry import semconv as sc
 from fleetplane.telemetry.content import scrub_secrets
 from fleetplane.telemetry.cost import TokenUsage
-from fleetplane.telemetry.metrics import CallRecord, GenAIMetrics
+from fleetplane.telemetry.metric_records import CallRecord
+from fleetplane.telemetry.metrics import GenAIMetrics
 from fleetplane.telemetry.records import EventRecord, SpanRecord, span_record
 from fleetplane.telemetry.spanstore import SpanStore, span_row
 

@@ -11,15 +11,21 @@ organization/team of a tenant); users, customers and keys are on spans only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Counter, Histogram, Meter
 
 from fleetplane.telemetry import semconv as sc
 from fleetplane.telemetry.cost import TokenUsage
+from fleetplane.telemetry.metric_records import (
+    MAX_BOUND,
+    CallAttributes,
+    CallRecord,
+    Outcome,
+    known_attrs,
+    tenant_attrs,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.view import View
@@ -41,92 +47,6 @@ def views(names: sc.SemconvNames) -> list[View]:
     ]
 
 
-@dataclass(frozen=True)
-class CallRecord:
-    """A finished model call (chat, text completion, embeddings) as the metrics need it."""
-
-    operation: str
-    provider: str
-    duration_s: float
-    request_model: str | None = None
-    response_model: str | None = None
-    server_address: str | None = None
-    server_port: int | None = None
-    usage: TokenUsage | None = None
-    error_type: str | None = None
-    # Streams only: time to the first chunk, and the gaps between later chunks.
-    time_to_first_chunk_s: float | None = None
-    chunk_intervals_s: Sequence[float] = ()
-    cost_usd: Decimal | float | None = None
-    context_utilization: float | None = None
-    finish_reasons: Sequence[str] = ()
-    agent_name: str | None = None
-    tenant: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    """What a finished span-helper operation learnt; filled in while the span is open."""
-
-    operation: str  # gen_ai.operation.name, or "mcp" for an MCP span
-    attributes: Mapping[str, Any]  # the span's starting attributes (provider, models, names, ...)
-    server_side: bool = False
-    duration_s: float = 0.0
-    error_type: str | None = None
-    usage: TokenUsage | None = None
-    response_model: str | None = None
-    time_to_first_chunk_s: float | None = None
-    chunk_intervals_s: list[float] = field(default_factory=list)
-    cost_usd: Decimal | float | None = None
-    context_utilization: float | None = None
-    finish_reasons: list[str] = field(default_factory=list)
-    tenant: dict[str, str] = field(default_factory=dict)
-
-
-def _attrs(**values: Any) -> dict[str, Any]:
-    """Attributes without the unknown ones (an empty attribute is a separate, useless series)."""
-    return {key: value for key, value in values.items() if value is not None and value != ""}
-
-
-def _tenant(tenant: Mapping[str, str]) -> dict[str, str]:
-    return {key: tenant[key] for key in sc.TENANT_METRIC_ATTRIBUTES if tenant.get(key)}
-
-
-_MAX_BOUND = 1024  # cached attribute sets per kind before the cache starts over
-
-
-@dataclass(frozen=True, slots=True)
-class _CallAttributes:
-    """The attribute sets one kind of model call records under (see `GenAIMetrics._call_attributes`)."""
-
-    base: dict[str, Any]
-    with_error: dict[str, Any]
-    input_tokens: dict[str, Any]
-    output_tokens: dict[str, Any]
-    modal: dict[str, Any]
-
-    @classmethod
-    def build(cls, call: CallRecord) -> _CallAttributes:
-        base = _attrs(
-            **{
-                sc.GEN_AI_OPERATION_NAME: call.operation,
-                sc.GEN_AI_PROVIDER_NAME: call.provider,
-                sc.GEN_AI_REQUEST_MODEL: call.request_model,
-                sc.GEN_AI_RESPONSE_MODEL: call.response_model,
-                sc.SERVER_ADDRESS: call.server_address,
-                sc.SERVER_PORT: call.server_port,
-            }
-        )
-        return cls(
-            base=base,
-            with_error={**base, sc.ERROR_TYPE: call.error_type} if call.error_type else base,
-            input_tokens={**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT},
-            output_tokens={**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT},
-            # Providers here report no per-modality split.
-            modal={**base, sc.GEN_AI_TOKEN_MODALITY: "unknown"},
-        )
-
-
 class GenAIMetrics:
     """Every instrument fleetplane records, created once per meter and name set."""
 
@@ -137,7 +57,7 @@ class GenAIMetrics:
         # reused for every call like it: the gateway sees a handful of such keys, so building the same
         # dicts per request was pure overhead. The SDK copies what it keeps, and nothing here mutates a
         # cached dict. Bounded: a flood of distinct keys only empties the cache.
-        self._call_sets: dict[tuple[Any, ...], _CallAttributes] = {}
+        self._call_sets: dict[tuple[Any, ...], CallAttributes] = {}
         self._owner_sets: dict[tuple[Any, ...], dict[str, Any]] = {}
         for spec in names.metric_specs():
             if spec.instrument == "histogram":
@@ -217,7 +137,7 @@ class GenAIMetrics:
 
     # --- model calls ------------------------------------------------------------------------------
 
-    def _call_attributes(self, call: CallRecord) -> _CallAttributes:
+    def _call_attributes(self, call: CallRecord) -> CallAttributes:
         key = (
             call.operation,
             call.provider,
@@ -229,9 +149,9 @@ class GenAIMetrics:
         )
         bound = self._call_sets.get(key)
         if bound is None:
-            if len(self._call_sets) >= _MAX_BOUND:
+            if len(self._call_sets) >= MAX_BOUND:
                 self._call_sets.clear()
-            bound = self._call_sets[key] = _CallAttributes.build(call)
+            bound = self._call_sets[key] = CallAttributes.build(call)
         return bound
 
     def record_call(self, call: CallRecord) -> None:
@@ -247,7 +167,7 @@ class GenAIMetrics:
             self._record(self.names.time_per_output_chunk, interval, base)
         self._record_fleetplane(call)
 
-    def _record_tokens(self, call: CallRecord, bound: _CallAttributes, inference: bool) -> None:
+    def _record_tokens(self, call: CallRecord, bound: CallAttributes, inference: bool) -> None:
         usage = call.usage
         if not self.names.latest:
             # v1.41.0: report only what is known; never a made-up zero.
@@ -283,16 +203,16 @@ class GenAIMetrics:
         )
         owner = self._owner_sets.get(key)
         if owner is None:
-            if len(self._owner_sets) >= _MAX_BOUND:
+            if len(self._owner_sets) >= MAX_BOUND:
                 self._owner_sets.clear()
-            owner = _attrs(
+            owner = known_attrs(
                 **{
                     sc.GEN_AI_PROVIDER_NAME: call.provider,
                     sc.GEN_AI_REQUEST_MODEL: call.request_model,
                     sc.GEN_AI_AGENT_NAME: call.agent_name,
                 }
             )
-            owner.update(_tenant(tenant))
+            owner.update(tenant_attrs(tenant))
             self._owner_sets[key] = owner
         return owner
 
@@ -318,7 +238,7 @@ class GenAIMetrics:
         error_type: str | None = None,
     ) -> None:
         """Model-server timings, as the gateway sees the requests it serves."""
-        base = _attrs(
+        base = known_attrs(
             **{
                 sc.GEN_AI_OPERATION_NAME: operation,
                 sc.GEN_AI_PROVIDER_NAME: provider,
@@ -345,7 +265,7 @@ class GenAIMetrics:
         error_type: str | None = None,
         model: str | None = None,
     ) -> None:
-        attrs = _attrs(
+        attrs = known_attrs(
             **{sc.GEN_AI_AGENT_NAME: agent_name, sc.GEN_AI_REQUEST_MODEL: model, sc.ERROR_TYPE: error_type}
         )
         self._record(self.names.invoke_agent_duration, duration_s, attrs)
@@ -359,7 +279,7 @@ class GenAIMetrics:
         tool_type: str | None = None,
         agent_name: str | None = None,
     ) -> None:
-        attrs = _attrs(
+        attrs = known_attrs(
             **{
                 sc.GEN_AI_TOOL_NAME: tool_name,
                 sc.GEN_AI_TOOL_TYPE: tool_type,
@@ -373,7 +293,7 @@ class GenAIMetrics:
     def record_workflow(
         self, workflow_name: str | None, duration_s: float, *, error_type: str | None = None
     ) -> None:
-        attrs = _attrs(**{sc.GEN_AI_WORKFLOW_NAME: workflow_name, sc.ERROR_TYPE: error_type})
+        attrs = known_attrs(**{sc.GEN_AI_WORKFLOW_NAME: workflow_name, sc.ERROR_TYPE: error_type})
         self._record(self.names.invoke_workflow_duration, duration_s, attrs)
 
     def record_mcp(
@@ -387,7 +307,7 @@ class GenAIMetrics:
         protocol_version: str | None = None,
         transport: str | None = None,
     ) -> None:
-        attrs = _attrs(
+        attrs = known_attrs(
             **{
                 sc.MCP_METHOD_NAME: method,
                 sc.GEN_AI_TOOL_NAME: tool_name,
@@ -403,14 +323,14 @@ class GenAIMetrics:
     def record_cache_lookup(
         self, hit: bool, *, request_model: str | None = None, tenant: Mapping[str, str] | None = None
     ) -> None:
-        attrs = _attrs(**{sc.FP_CACHE_HIT: hit, sc.GEN_AI_REQUEST_MODEL: request_model})
-        self._record(sc.FP_CACHE_LOOKUPS, 1, {**attrs, **_tenant(tenant or {})})
+        attrs = known_attrs(**{sc.FP_CACHE_HIT: hit, sc.GEN_AI_REQUEST_MODEL: request_model})
+        self._record(sc.FP_CACHE_LOOKUPS, 1, {**attrs, **tenant_attrs(tenant or {})})
 
     def record_fallback(
         self, reason: str, *, deployment: str | None = None, request_model: str | None = None
     ) -> None:
         """One move past `deployment` (the one that failed) to the next in its chain."""
-        attrs = _attrs(
+        attrs = known_attrs(
             **{sc.FP_REASON: reason, sc.FP_DEPLOYMENT: deployment, sc.GEN_AI_REQUEST_MODEL: request_model}
         )
         self._record(sc.FP_FALLBACKS, 1, attrs)
@@ -418,14 +338,14 @@ class GenAIMetrics:
     def record_quota_denial(
         self, reason: str, *, scope: str | None = None, tenant: Mapping[str, str] | None = None
     ) -> None:
-        attrs = _attrs(**{sc.FP_REASON: reason, sc.FP_QUOTA_SCOPE: scope})
-        self._record(sc.FP_QUOTA_DENIALS, 1, {**attrs, **_tenant(tenant or {})})
+        attrs = known_attrs(**{sc.FP_REASON: reason, sc.FP_QUOTA_SCOPE: scope})
+        self._record(sc.FP_QUOTA_DENIALS, 1, {**attrs, **tenant_attrs(tenant or {})})
 
     def record_breaker_trip(
         self, reason: str, *, breaker: str | None = None, tenant: Mapping[str, str] | None = None
     ) -> None:
-        attrs = _attrs(**{sc.FP_REASON: reason, sc.FP_BREAKER_NAME: breaker})
-        self._record(sc.FP_BREAKER_TRIPS, 1, {**attrs, **_tenant(tenant or {})})
+        attrs = known_attrs(**{sc.FP_REASON: reason, sc.FP_BREAKER_NAME: breaker})
+        self._record(sc.FP_BREAKER_TRIPS, 1, {**attrs, **tenant_attrs(tenant or {})})
 
     def record_dropped(self, signal: str, count: int, reason: str) -> None:
         """Telemetry the pipeline dropped rather than block on (see `setup`)."""

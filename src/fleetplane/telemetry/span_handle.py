@@ -35,7 +35,7 @@ from fleetplane.telemetry.content import (
     scrub_value,
 )
 from fleetplane.telemetry.cost import TokenUsage
-from fleetplane.telemetry.metrics import Outcome
+from fleetplane.telemetry.metric_records import Outcome
 
 if TYPE_CHECKING:
     from fleetplane.telemetry.spans import GenAISpans

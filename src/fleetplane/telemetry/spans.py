@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from fleetplane.state.clock import Clock, SystemClock
 from fleetplane.telemetry import semconv as sc
+from fleetplane.telemetry import span_names
 from fleetplane.telemetry.content import (
     ContentPolicy,
 )
@@ -82,7 +83,9 @@ class GenAISpans:
             sc.SERVER_ADDRESS: server_address,
             sc.SERVER_PORT: server_port,
         }
-        span = self._open(operation, sc.chat_span_name(model, operation), kind, attrs, attributes, parent)
+        span = self._open(
+            operation, span_names.chat_span_name(model, operation), kind, attrs, attributes, parent
+        )
         span.context_window = context_window
         return span
 
@@ -104,7 +107,7 @@ class GenAISpans:
             sc.SERVER_ADDRESS: server_address,
             sc.SERVER_PORT: server_port,
         }
-        name = sc.embeddings_span_name(model)
+        name = span_names.embeddings_span_name(model)
         return self._open(sc.Op.EMBEDDINGS, name, SpanKind.CLIENT, attrs, attributes, parent)
 
     def retrieval_span(
@@ -123,7 +126,7 @@ class GenAISpans:
             sc.GEN_AI_REQUEST_MODEL: model,
             self.names.retrieval_top_k: top_k,
         }
-        name = sc.retrieval_span_name(data_source_id)
+        name = span_names.retrieval_span_name(data_source_id)
         return self._open(sc.Op.RETRIEVAL, name, SpanKind.CLIENT, attrs, attributes, parent)
 
     def invoke_agent_span(
@@ -150,7 +153,7 @@ class GenAISpans:
             sc.GEN_AI_CONVERSATION_ID: conversation_id,
         }
         kind = SpanKind.CLIENT if remote else SpanKind.INTERNAL
-        span_name = sc.invoke_agent_span_name(name)
+        span_name = span_names.invoke_agent_span_name(name)
         return self._open(sc.Op.INVOKE_AGENT, span_name, kind, attrs, attributes, parent)
 
     def execute_tool_span(
@@ -170,14 +173,14 @@ class GenAISpans:
             sc.GEN_AI_TOOL_DESCRIPTION: description,
             sc.GEN_AI_AGENT_NAME: current_agent.get(),
         }
-        span_name = sc.execute_tool_span_name(name)
+        span_name = span_names.execute_tool_span_name(name)
         return self._open(sc.Op.EXECUTE_TOOL, span_name, SpanKind.INTERNAL, attrs, attributes, parent)
 
     def invoke_workflow_span(
         self, name: str | None, *, attributes: Mapping[str, Any] | None = None, parent: Context | None = None
     ) -> GenAISpan:
         attrs = {sc.GEN_AI_WORKFLOW_NAME: name}
-        span_name = sc.invoke_workflow_span_name(name)
+        span_name = span_names.invoke_workflow_span_name(name)
         return self._open(sc.Op.INVOKE_WORKFLOW, span_name, SpanKind.INTERNAL, attrs, attributes, parent)
 
     def mcp_span(
@@ -213,5 +216,5 @@ class GenAISpans:
             attrs[sc.GEN_AI_PROMPT_NAME] = target
         kind = SpanKind.SERVER if server else SpanKind.CLIENT
         return GenAISpan(
-            self, MCP_OPERATION, sc.mcp_span_name(method, target), kind, attrs, attributes, parent
+            self, MCP_OPERATION, span_names.mcp_span_name(method, target), kind, attrs, attributes, parent
         )
